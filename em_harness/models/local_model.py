@@ -107,7 +107,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + n)
             n += 1
-    return dict(zip(printable, (chr(c) for c in chars)))
+    return dict(zip(printable, (chr(c) for c in chars), strict=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +168,7 @@ def load_local_model(path: Path, device: str | None = None, dtype: str = "auto")
 def _load(path: Path, device: str, dtype: str) -> LoadedModel:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() for PreTrainedModel only
     model.eval()
 
     eos = model.generation_config.eos_token_id
