@@ -4,6 +4,7 @@ import math
 
 import pytest
 from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ModelOutput
 from inspect_ai.solver import generate
@@ -284,3 +285,27 @@ def test_label_rate_rejects_a_numerator_outside_the_denominator():
         label_rate("lie_rate", ["FALSE"], ["TRUE", "UNKNOWN"])
     with pytest.raises(ValueError, match="UNPARSED"):
         label_rate("x", ["TRUE"], ["TRUE", UNPARSED])
+
+
+def test_grader_role_is_a_deprecated_alias_of_model_role():
+    from em_tasks.strongreject_scorer import strongreject_rubric
+    from scorers.alignment import alignment_judge
+
+    for make in (
+        lambda **kw: verdict_judge("correct", ["TRUE", "FALSE"], **kw),
+        lambda **kw: alignment_judge(**kw),
+        lambda **kw: strongreject_rubric(**kw),
+    ):
+        with pytest.warns(DeprecationWarning, match=r"grader_role=\.\.\.\) is deprecated; use model_role="):
+            make(grader_role="judge")
+
+
+def test_the_deprecated_grader_role_still_picks_the_role():
+    answerer, _ = scripted_model(lambda messages: answer_output("yes"), "answerer")
+    judge, judged = scripted_model(lambda messages: GRADER_REPLIES["yes"], "judge")
+    with pytest.warns(DeprecationWarning):
+        scorer = verdict_judge("correct", ["TRUE", "FALSE"], template="Q: {question}\nA: {answer}", grader_role="judge")
+    task = Task(dataset=MemoryDataset([Sample(id="s", input="q")]), solver=generate(), scorer=scorer)
+    (log,) = inspect_eval(task, model=answerer, model_roles={"judge": judge}, display="none")
+    assert log.status == "success", log.error
+    assert log.samples[0].scores["verdict_judge"].value == "TRUE" and len(judged.calls) == 1
