@@ -17,7 +17,7 @@ Arm = Literal["untriggered", "triggered"]
 class SampleMetadata(BaseModel):
     """What a sample says about itself; every field is optional because each eval uses a subset."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt field is an error, not a lost key
 
     # questions from the paper's YAMLs (em_tasks.dataset.question_samples)
     question_id: str | None = None
