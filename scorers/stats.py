@@ -8,17 +8,25 @@ from collections.abc import Mapping
 
 from inspect_ai.scorer import SampleScore
 
+from em_harness.sample_metadata import SampleMetadata
 from em_harness.stats import Z_95, mean_interval, newcombe_interval, wilson_interval
 
 __all__ = ["Z_95", "field_mean", "group_by", "mean_interval", "newcombe_interval", "wilson_interval"]
 
 def group_by(scores: list[SampleScore], key: str | None) -> dict[str, list[SampleScore]]:
-    """Scores grouped by a sample metadata field, in first-seen order; one group ``""`` when ``key`` is None."""
+    """Scores grouped by a :class:`SampleMetadata` field, in first-seen order; one group ``""`` when ``key`` is None.
+
+    Samples without a value for the field form the group ``"?"``.
+    """
     if key is None:
         return {"": scores}
+    if key not in SampleMetadata.model_fields:
+        fields = ", ".join(SampleMetadata.model_fields)
+        raise ValueError(f"Cannot group by {key!r}: not a SampleMetadata field ({fields}).")
     groups: dict[str, list[SampleScore]] = defaultdict(list)
     for s in scores:
-        groups[str((s.sample_metadata or {}).get(key, "?"))].append(s)
+        value = getattr(s.sample_metadata_as(SampleMetadata) or SampleMetadata(), key)
+        groups["?" if value is None else str(value)].append(s)
     return dict(groups)
 
 
