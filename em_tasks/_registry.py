@@ -17,21 +17,27 @@ from em_tasks.freeform import freeform, preregistered
 from em_tasks.identity import identity
 from em_tasks.insecure_code import insecure_code
 from em_tasks.strongreject import strongreject
+from em_tasks.strongreject_scorer import strongreject_rubric
+from scorers.alignment import alignment_judge
+from scorers.verdict import verdict_judge
 
 PACKAGE = "em_tasks"
 
 
-def _namespace(*tasks: object) -> None:
-    """Register each task under ``em_tasks/<name>`` so ``inspect eval em_tasks/freeform`` finds it.
+def _namespace(*objects: object) -> None:
+    """Register each task (scorer) under ``em_tasks/<name>`` so ``inspect eval em_tasks/freeform`` and
+    ``inspect score LOG --scorer em_tasks/alignment_judge`` find it.
 
-    Inspect namespaces a package's tasks by itself only when the package is installed into
+    Inspect namespaces a package's objects by itself only when the package is installed into
     site-packages, or editable under a distribution of the same name; this distribution is called
-    ``em-harness``, so an editable install would leave the bare names.
+    ``em-harness``, so an editable install would leave the bare names. A scorer made from the
+    namespaced factory keeps its own name, so its scores stay under ``alignment_judge`` in the log.
     """
-    for task in tasks:
-        info = registry_info(task)
+    for obj in objects:
+        info = registry_info(obj)
         if "/" not in info.name:
-            registry_add(task, RegistryInfo(type="task", name=f"{PACKAGE}/{info.name}", metadata=info.metadata))
+            registry_add(obj, RegistryInfo(type=info.type, name=f"{PACKAGE}/{info.name}", metadata=info.metadata))
 
 
 _namespace(freeform, preregistered, deception, identity, backdoor, insecure_code, evil_numbers, strongreject)
+_namespace(alignment_judge, verdict_judge, strongreject_rubric)

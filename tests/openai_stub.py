@@ -1,19 +1,21 @@
 """A local stand-in for the OpenAI Chat Completions endpoint (127.0.0.1 only), for the real openai/ provider path.
 
 It answers like GPT-4o does with ``logprobs=true, top_logprobs=20``: a one-token message and the top
-alternatives of that token. ``reply(request_json) -> {token: logprob}`` scripts the distribution.
+alternatives of that token. ``reply(request_json) -> {token: logprob}`` scripts the distribution; a reply of
+None answers HTTP 500 (a failing server). :class:`HangingServer` accepts connections and never answers.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class OpenAIStub:
-    def __init__(self, reply: Callable[[dict], dict[str, float]]) -> None:
+    def __init__(self, reply: Callable[[dict], dict[str, float] | None]) -> None:
         self.requests: list[dict] = []
         stub = self
 
@@ -25,6 +27,14 @@ class OpenAIStub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.requests.append({"path": self.path, **body})
                 top = reply(body)
+                if top is None:
+                    data = b'{"error": {"message": "scripted failure", "type": "server_error"}}'
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 best = max(top, key=top.get)
                 payload = {
                     "id": "chatcmpl-local",
@@ -67,3 +77,38 @@ class OpenAIStub:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+class HangingServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (a grader that hangs)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)
+        self.base_url = f"http://127.0.0.1:{self.socket.getsockname()[1]}/v1"
+        self.connections: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def close(self) -> None:
+        self._closed = True
+        for connection in self.connections:
+            connection.close()
+        self.socket.close()
+
+
+def dead_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

@@ -154,7 +154,7 @@ class EmModelAPI(HuggingFaceAPI):
         config: GenerateConfig,
     ) -> tuple[ModelOutput, ModelCall]:
         """Render the chat with the model's template, generate in a shared batch, build the output."""
-        prompt = self.hf_chat(input, tools)
+        prompt = self.render_prompt(input, tools)
         settings = sampling_settings(config, self.max_tokens())
         batch_size = self.batch_size or config.max_connections or DEFAULT_BATCH_SIZE
         row = await BATCHER.generate(self.loaded, prompt, settings, batch_size, self.batch_wait)
@@ -184,6 +184,22 @@ class EmModelAPI(HuggingFaceAPI):
             time=row.time,
         )
         return output, call
+
+    def render_prompt(self, input: list[ChatMessage], tools: list[ToolInfo]) -> str:
+        """The chat as the model sees it; a final assistant message is *continued* (prefill), not closed.
+
+        The messages before it are rendered with the generation prompt and its text is appended as is,
+        so the model continues exactly as if it had written that text itself (what a judge reading a
+        number digit by digit needs); a final user message gets the generation prompt as usual.
+        """
+        if input and isinstance(input[-1], ChatMessageAssistant) and not input[-1].tool_calls:
+            return self.hf_chat(input[:-1], tools) + input[-1].text
+        return self.hf_chat(input, tools)
+
+    def number_tokens(self) -> str:
+        """``"whole"`` when the tokenizer has whole-number tokens ("42" is one token), else ``"digits"``."""
+        ids = self.tokenizer.encode("42", add_special_tokens=False)
+        return "whole" if len(ids) == 1 else "digits"
 
     @override
     def max_connections(self) -> int:
