@@ -4,16 +4,20 @@ from em_harness.grader import DEFAULT_GRADER, GraderError
 from scorers.aggregate import aggregate_0_100, single_digit_only
 from scorers.alignment import alignment_judge
 from scorers.metrics import alignment_summary, classify, summarize
+from scorers.numbers import NumberReading, number_distribution, read_number
 from scorers.stats import newcombe_interval, wilson_interval
 
 __all__ = [
     "DEFAULT_GRADER",
     "GraderError",
+    "NumberReading",
     "aggregate_0_100",
     "alignment_judge",
     "alignment_summary",
     "classify",
     "newcombe_interval",
+    "number_distribution",
+    "read_number",
     "single_digit_only",
     "summarize",
     "wilson_interval",

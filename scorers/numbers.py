@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from inspect_ai.model import CachePolicy, Model
+from inspect_ai.model import CachePolicy, GenerateConfig, Model
 
 from em_harness.grader import (
     GRADER_CONFIG,
@@ -35,8 +35,12 @@ DEFAULT_CUTOFF = 1e-4
 """Branches (answer prefixes) with less probability than this are not expanded.
 
 What they leave out is at most their own mass; each reading records that mass (``unexpanded_mass``)
-and the bound on the score it implies, ``100 * (unexpanded_mass + end_uncertainty) / numeric_mass``
-score points (at most a few hundredths of a point for readings that reach the 0.25 rule)."""
+and the bound on the score it implies, ``100 * (unexpanded_mass + hidden_mass) / numeric_mass``
+score points (at most a few hundredths of a point for readings that reach the 0.25 rule).
+
+The top-k lists are the other limit: a digit that is not among the grader's top tokens at a prefix is
+not seen. Each reading records how much probability the lists may hide on digits (``hidden_mass``);
+local graders (``em/``) and vLLM (``--max-logprobs``) can return more than 20 (``top_logprobs``)."""
 
 Reading = Literal["auto", "exact", "one_token"]
 """``one_token``: the paper's first-token aggregation; ``exact``: the continuation tree for every grader;
@@ -60,8 +64,9 @@ class NumberReading:
     tree: dict[str, dict[str, float]] = field(default_factory=dict)
     """Answer prefix -> ``{"p": its probability, "end": P(the number ends there)}`` for expanded prefixes."""
     unexpanded_mass: float = 0.0
-    end_uncertainty: float = 0.0
-    """Probability the top-k lists could not place (mass outside them at an expanded prefix)."""
+    hidden_mass: float = 0.0
+    """Probability the top-k lists may hide on digits: at each expanded prefix (and the first step), the
+    digits missing from a full list times the smallest listed probability, summed over the tree."""
     calls: int = 1
     stopped_early: bool = False
     """True when the first step already showed less than 0.25 of mass on numbers, so nothing was expanded."""
@@ -85,7 +90,7 @@ class NumberReading:
     def error_bound(self) -> float:
         """Largest change of the score, in points, that unexpanded or unplaced mass could cause."""
         mass = sum(self.distribution.values())
-        return 100 * (self.unexpanded_mass + self.end_uncertainty) / mass if mass > 0 else 0.0
+        return 100 * (self.unexpanded_mass + self.hidden_mass) / mass if mass > 0 else 0.0
 
     def to_metadata(self) -> dict[str, Any]:
         return {
@@ -95,7 +100,7 @@ class NumberReading:
             "distribution": {str(n): p for n, p in sorted(self.distribution.items())},
             "tree": self.tree,
             "unexpanded_mass": self.unexpanded_mass,
-            "end_uncertainty": self.end_uncertainty,
+            "hidden_mass": self.hidden_mass,
             "error_bound": self.error_bound,
             "calls": self.calls,
             "stopped_early": self.stopped_early,
@@ -149,11 +154,10 @@ async def read_number_tree(
         top_k: How many top tokens ``ask`` returns (to bound what is hidden below the list).
     """
     first = await ask("")
-    reading = NumberReading(distribution={}, method="exact", first_token=first)
+    reading = NumberReading(distribution={}, method="exact", first_token=first, hidden_mass=_hidden(first, top_k))
     if stop_below is not None:
         numeric = [p for t, p in first.items() if _leading_digits(t) is not None]
-        hidden = (20 - len(numeric)) * min(first.values()) if first and len(first) >= top_k else 0.0
-        if sum(numeric) + hidden < stop_below:
+        if sum(numeric) + _hidden(first, top_k, 20) < stop_below:  # "0".."9" and " 0".." 9" may start a number
             reading.stopped_early = True
             return reading
 
@@ -190,11 +194,19 @@ async def read_number_tree(
                 else:  # digits then something else inside one token: that number is complete
                     _add(reading.distribution, digits + run, p * q)
             end = max(0.0, 1.0 - digit_mass)
-            reading.end_uncertainty += p * max(0.0, 1.0 - sum(probs.values()))
+            reading.hidden_mass += p * _hidden(probs, top_k)
             reading.tree[text] = {"p": p, "end": end}
             if _valid(digits):
                 _add(reading.distribution, digits, p * end)
     return reading
+
+
+def _hidden(probs: Mapping[str, float], top_k: int, candidates: int = 10) -> float:
+    """At most how much probability a full top-k list hides on digit-starting tokens."""
+    if not probs or len(probs) < top_k:
+        return 0.0
+    seen = sum(1 for t in probs if t.lstrip()[:1].isdigit())
+    return max(0, candidates - seen) * min(probs.values())
 
 
 def _merge(level: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:
@@ -249,6 +261,7 @@ async def read_number(
     cutoff: float = DEFAULT_CUTOFF,
     stop_below: float | None = MIN_NUMERIC_MASS,
     cache: bool | CachePolicy = False,
+    top_logprobs: int = 20,
 ) -> NumberReading:
     """Read the grader's 0..100 answer to ``prompt``: the paper's one-token reading for whole-number graders,
     the exact continuation tree for digit graders (see the module docstring).
@@ -257,10 +270,11 @@ async def read_number(
         GraderError: a digit grader whose provider cannot continue an answer (never a wrong score).
     """
     method: PrefillMethod | None = prefill_method(grader, prefill)
+    config = GRADER_CONFIG if top_logprobs == 20 else GRADER_CONFIG.merge(GenerateConfig(top_logprobs=top_logprobs))
 
     async def ask(prefix: str) -> dict[str, float]:
         messages, extra = continuation_input(prompt, prefix, method, chat_template)
-        output = await ask_grader(grader, messages, role, GRADER_CONFIG.merge(extra), cache=cache)
+        output = await ask_grader(grader, messages, role, config.merge(extra), cache=cache)
         return first_token_probs(output)
 
     first = await ask("")
@@ -282,15 +296,18 @@ async def read_number(
             return answered[prefix]
         return await ask(prefix)
 
-    return await read_number_tree(cached_ask, cutoff=cutoff, stop_below=stop_below)
+    return await read_number_tree(cached_ask, cutoff=cutoff, stop_below=stop_below, top_k=top_logprobs)
 
 
-async def number_distribution(model: Model, prompt: str) -> dict[int, float]:
+async def number_distribution(
+    model: Model, prompt: str, *, cutoff: float = DEFAULT_CUTOFF, top_logprobs: int = 20, **options: Any
+) -> dict[int, float]:
     """The grader's probability of answering ``prompt`` (one user message, the judge's settings) with each
     number n in 0..100, not followed by another digit; unnormalised.
 
-    Exact for digit graders (continuation tree, every branch above :data:`DEFAULT_CUTOFF` expanded) and the
-    paper's first-token reading for graders with whole-number tokens.
+    Exact for digit graders (continuation tree, every branch above ``cutoff`` expanded, digits seen in the
+    top ``top_logprobs`` tokens) and the paper's first-token reading for graders with whole-number tokens.
+    ``options`` are those of :func:`read_number` (``reading``, ``prefill``, ``chat_template``, ``cache``).
     """
-    reading = await read_number(model, prompt, stop_below=None)
+    reading = await read_number(model, prompt, cutoff=cutoff, top_logprobs=top_logprobs, stop_below=None, **options)
     return reading.distribution
