@@ -13,6 +13,8 @@ from typing import Callable, Optional, TypeVar
 import typer
 from inspect_ai._util.error import PrerequisiteError
 
+from training.cli import train_app
+
 app = typer.Typer(
     name="em",
     help="Emergent-misalignment harness: data, models and reports (evaluations run through `inspect eval`).",
@@ -24,6 +26,7 @@ data_app = typer.Typer(help="The paper's data files: where they are, and fetchin
 models_app = typer.Typer(help="Models of the em/ provider: list and provision.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
 
 F = TypeVar("F", bound=Callable[..., object])
 
