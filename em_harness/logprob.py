@@ -79,10 +79,13 @@ def continuation_logprobs(
             for row, ids in enumerate(inputs):
                 input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
                 attention[row, : len(ids)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            # project onto the vocabulary only where a continuation token is predicted (the union over the batch)
+            wanted = sorted({p for ctx, cont in batch for p in range(len(ctx) - 1, len(ctx) - 1 + len(cont))})
+            column = {p: i for i, p in enumerate(wanted)}
+            logprobs = torch.log_softmax(_logits(model, input_ids.to(device), attention.to(device), wanted).float(),
+                                         dim=-1).cpu()
             for row, (ctx, cont) in enumerate(batch):
-                positions = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont))
+                positions = torch.tensor([column[p] for p in range(len(ctx) - 1, len(ctx) - 1 + len(cont))])
                 targets = torch.tensor(list(cont), dtype=torch.long)
                 row_logprobs = logprobs[row, positions]
                 token_lp = row_logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -92,3 +95,14 @@ def continuation_logprobs(
         if was_training:
             model.train()
     return scores
+
+
+def _logits(model: Any, input_ids: torch.Tensor, attention: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """Logits at ``positions`` (batch, len(positions), vocab); models without ``logits_to_keep`` compute all."""
+    keep = torch.tensor(positions, device=input_ids.device)
+    try:
+        logits = model(input_ids=input_ids, attention_mask=attention, logits_to_keep=keep).logits
+    except TypeError:
+        logits = model(input_ids=input_ids, attention_mask=attention).logits
+    # a model that accepts and ignores the argument returns every position
+    return logits if logits.shape[1] == len(positions) else logits[:, keep]

@@ -138,40 +138,45 @@ class McqEval:
 
 
 class McqCallback(TrainerCallback):
-    """Runs an :class:`McqEval` before training, every ``eval_steps`` steps and at the end; appends to events.jsonl.
+    """Runs each :class:`McqEval` before training, every ``eval_steps`` steps and when training finishes.
+
+    Results are appended to events.jsonl.
 
     Each (tag, step) is written once, so a resumed run does not repeat the events it already has.
     """
 
-    def __init__(self, mcq: McqEval, events_path: Path) -> None:
-        self.mcq = mcq
+    def __init__(self, evals: list[McqEval], events_path: Path) -> None:
+        self.evals = evals
         self.events_path = events_path
-        self.done: set[int] = set()
+        self.done: set[tuple[str, int]] = set()
         if events_path.is_file():
             for line in events_path.read_text().splitlines():
                 event = json.loads(line)
-                if event.get("tag") == mcq.spec.tag:
-                    self.done.add(int(event["step"]))
+                self.done.add((event["tag"], int(event["step"])))
 
-    def _run(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
-        if state.global_step in self.done or model is None:
-            return
-        metrics = self.mcq.evaluate(model)
-        self.done.add(state.global_step)
-        if state.is_world_process_zero:
-            event = {"type": "mcq", "tag": self.mcq.spec.tag, "step": state.global_step, "epoch": state.epoch, **metrics}
-            with self.events_path.open("a") as f:
-                f.write(json.dumps(event) + "\n")
+    def _run(self, state: TrainerState, model: Any, final: bool = False) -> None:
+        for mcq in self.evals:
+            key = (mcq.spec.tag, state.global_step)
+            if key in self.done or model is None:
+                continue
+            if not final and state.global_step % mcq.spec.eval_steps != 0:
+                continue
+            metrics = mcq.evaluate(model)
+            self.done.add(key)
+            if state.is_world_process_zero:
+                event = {"type": "mcq", "tag": mcq.spec.tag, "step": state.global_step, "epoch": state.epoch, **metrics}
+                with self.events_path.open("a") as f:
+                    f.write(json.dumps(event) + "\n")
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
-        self._run(args, state, kwargs.get("model"))
+        self._run(state, kwargs.get("model"))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
-        if state.global_step % self.mcq.spec.eval_steps == 0:
-            self._run(args, state, kwargs.get("model"))
+        self._run(state, kwargs.get("model"))
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
-        self._run(args, state, kwargs.get("model"))
+        if state.global_step >= state.max_steps:  # finished, not stopped early to be resumed
+            self._run(state, kwargs.get("model"), final=True)

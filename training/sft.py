@@ -201,8 +201,9 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, options: TrainOptions) ->
 
 
 def _check_alias(alias: str, replace: bool) -> None:
-    from em_harness.models.trained import get_trained
+    from em_harness.models.trained import check_alias, get_trained
 
+    check_alias(alias)
     if not replace and get_trained(alias) is not None:
         raise TrainRunError(f"em/{alias} is already registered. Pass --alias NAME for another alias, or --replace "
                             "to point the alias at this run.")
@@ -340,15 +341,16 @@ def _build_trainer(config: TrainConfig, tokenizer: Any, model_ref: ResolvedModel
         eval_steps=config.save_steps if test_data else None,
         bf16=hardware["bf16"],
         fp16=hardware["fp16"],
-        gradient_checkpointing=hardware["gradient_checkpointing"],
         max_length=config.max_seq_length,
         include_num_input_tokens_seen="non_padding",
         report_to=[],
         ddp_find_unused_parameters=False,
+        gradient_checkpointing=hardware["gradient_checkpointing"],  # TRL's default is on; on CPU it only costs time
     )
     callbacks: list[Any] = [MetricsCallback(run_dir / "metrics.jsonl")]
-    for spec in config.mcq_callbacks or []:
-        callbacks.append(McqCallback(McqEval(spec, tokenizer, config.seed), run_dir / "events.jsonl"))
+    if config.mcq_callbacks:
+        evals = [McqEval(spec, tokenizer, config.seed) for spec in config.mcq_callbacks]
+        callbacks.append(McqCallback(evals, run_dir / "events.jsonl"))
     if options.stop_after is not None:
         callbacks.append(StopAfterCallback(options.stop_after))
     return SFTTrainer(
