@@ -28,7 +28,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from em_harness.models.registry import BUILTIN_MODELS, ModelRegistryError, UnknownModelError
+from em_harness.models.registry import (
+    BUILTIN_MODELS,
+    ModelRegistryError,
+    UnknownModelError,
+)
 from em_harness.paths import cache_dir
 
 STORE_FILE = "trained_models.json"
@@ -160,9 +164,9 @@ def _read() -> dict[str, TrainedModel]:
     try:
         raw = json.loads(text)
         if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
-            raise ValueError("expected an object with a 'models' object")
+            raise TypeError("expected an object with a 'models' object")
         return {alias: TrainedModel.model_validate(entry) for alias, entry in raw["models"].items()}
-    except (ValueError, ValidationError) as ex:
+    except (ValueError, TypeError, ValidationError) as ex:
         first = str(ex).splitlines()[0]
         raise CorruptStoreError(f"The trained-model store {path} is not valid: {first}. {fix}") from None
 
