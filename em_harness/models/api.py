@@ -57,10 +57,9 @@ from em_harness.models.registry import (
     ModelRegistryError,
     UnknownModelError,
     get_entry,
-    list_models,
     provision,
 )
-from em_harness.models.trained import get_trained, list_trained
+from em_harness.models.trained import get_trained, unknown_em_model
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -115,12 +114,7 @@ def resolve_em_model(name: str) -> tuple[Path, Path | None]:
     try:
         return resolve_model_path(name), None
     except UnknownModelError:
-        aliases = ", ".join(m.alias for m in list_trained()) or "(none)"
-        raise UnknownModelError(
-            f"Unknown model {name!r}. Known models: {', '.join(e.name for e in list_models())}; trained models: "
-            f"{aliases}. A local Hugging Face model directory (containing config.json) is also accepted as "
-            "em/<path>; `em models list` shows them all."
-        ) from None
+        raise unknown_em_model(name) from None
 
 
 def _is_registry_entry(name: str) -> bool:

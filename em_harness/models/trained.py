@@ -32,6 +32,7 @@ from em_harness.models.registry import (
     BUILTIN_MODELS,
     ModelRegistryError,
     UnknownModelError,
+    list_models,
 )
 from em_harness.paths import cache_dir
 
@@ -242,3 +243,13 @@ def remove_trained(alias: str) -> None:
             raise UnknownModelError(f"No trained model called {alias!r}. Registered trained models: {known}.")
         del models[alias]
         _write(models)
+
+
+def unknown_em_model(name: str) -> UnknownModelError:
+    """The error for an ``em/<name>`` that is no registry entry, trained model or model directory."""
+    aliases = ", ".join(m.alias for m in list_trained()) or "(none)"
+    return UnknownModelError(
+        f"Unknown model {name!r}. Known models: {', '.join(e.name for e in list_models())}; trained models: "
+        f"{aliases}. A local Hugging Face model directory (containing config.json) is also accepted as "
+        "em/<path>; `em models list` shows them all."
+    )
