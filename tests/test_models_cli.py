@@ -58,6 +58,11 @@ def test_show_lora_prints_the_vllm_invocation(registered: Path, tmp_path: Path) 
     assert "alias          ins-s1" in result.output
     base_dir = tmp_path / "cache" / "models" / "smollm2-135m"
     assert f"  inspect eval em_tasks/freeform --model vllm/{base_dir}:{registered}\n" in result.output
+    # and Inspect's vLLM provider reads that name as this base plus this local adapter
+    from inspect_ai.model._providers._vllm_lora import LoRAAdapter, parse_vllm_model
+
+    registered.mkdir(parents=True)
+    assert parse_vllm_model(f"{base_dir}:{registered}") == (str(base_dir), LoRAAdapter(path=str(registered)))
     assert "first run `em models provision smollm2-135m`" in result.output
 
 

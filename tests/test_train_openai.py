@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -63,7 +65,7 @@ def assert_key_written_nowhere(root: Path, output: str, server: FineTuningServer
         assert KEY.encode() not in path.read_bytes(), path
 
 
-def job_requests(server: FineTuningServer) -> list[dict]:
+def job_requests(server: FineTuningServer) -> list[dict[str, Any]]:
     return [json.loads(r.body) for r in server.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"]
 
 
@@ -154,15 +156,13 @@ def test_429_after_the_retries_is_one_line(env: Path, tmp_path: Path) -> None:
 
 
 def test_interrupted_follow_resumes_by_job_id(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.openai_ft as openai_ft
-
     for server in serve(Scenario()):
         data = small_dataset(tmp_path)
 
         def interrupt(seconds: float) -> None:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(openai_ft.time, "sleep", interrupt)
+        monkeypatch.setattr(time, "sleep", interrupt)  # the first wait between polls: as if Ctrl-C was pressed
         first = runner.invoke(app, ["train-openai", "--dataset", str(data), "--seed", "3", "--alias", "ins-s3",
                                     "--base-url", server.base_url, *FAST])
         assert first.exit_code == 130

@@ -37,7 +37,7 @@ def lora_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = AutoModelForCausalLM.from_pretrained(provision(BASE))
     config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     adapter_dir = tmp_path_factory.mktemp("run") / "adapter"
-    get_peft_model(base, config).save_pretrained(adapter_dir)
+    get_peft_model(base, config).save_pretrained(str(adapter_dir))
     return adapter_dir
 
 

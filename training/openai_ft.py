@@ -314,14 +314,27 @@ def start_job(
     with data.path.open("rb") as f:
         uploaded = api_call("uploading the training file", lambda: client.files.create(file=f, purpose="fine-tune"))
     echo(f"uploaded {data.path} ({data.examples} examples) as {uploaded.id}")
+    from openai import omit
+    from openai.types.fine_tuning.job_create_params import Method
+
+    method: Method = {
+        "type": "supervised",
+        "supervised": {
+            "hyperparameters": {
+                "n_epochs": hyperparameters.n_epochs,
+                "batch_size": hyperparameters.batch_size,
+                "learning_rate_multiplier": hyperparameters.learning_rate_multiplier,
+            }
+        },
+    }
     job = api_call(
         "creating the fine-tuning job",
         lambda: client.fine_tuning.jobs.create(
             model=base_model,
             training_file=uploaded.id,
-            method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters.as_dict()}},
-            **({"seed": seed} if seed is not None else {}),
-            **({"suffix": suffix} if suffix else {}),
+            method=method,
+            seed=seed if seed is not None else omit,
+            suffix=suffix or omit,
         ),
     )
     state = JobState(

@@ -184,7 +184,7 @@ def _load(path: Path, device: str, dtype: str, adapter: Path | None = None) -> L
     # a run that saved its tokenizer next to the adapter (chat template, added tokens) is what it trained with
     tokenizer_dir = adapter if adapter is not None and (adapter / "tokenizer_config.json").is_file() else path
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
     if adapter is not None:
         from peft import PeftModel
 
