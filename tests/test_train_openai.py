@@ -243,3 +243,16 @@ def test_missing_key_is_one_line(env: Path, tmp_path: Path, monkeypatch: pytest.
     result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path))])
     assert result.exit_code == 2
     assert "Set OPENAI_API_KEY" in result.output and "Traceback" not in result.output
+
+
+def test_unreachable_api_is_one_line(env: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--max-retries", "0",
+                                 "--base-url", f"http://127.0.0.1:{port}/v1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith(
+        "error: Cannot reach the OpenAI API while uploading the training file: Connection error.")

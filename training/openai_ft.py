@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from inspect_ai._util.error import PrerequisiteError
 from pydantic import BaseModel, Field
 
-from em_harness.models.trained import TrainedModel, check_alias, get_trained, register_trained
+from em_harness.models.trained import TrainedModel, check_alias, contains_env_secret, get_trained, register_trained
 from em_harness.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -229,9 +229,12 @@ def save_state(state: JobState, state_dir: Path) -> Path:
     """Write ``state.json`` atomically (temp file + rename)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state.updated_at = time.time()
+    text = state.model_dump_json(indent=2) + "\n"
+    if contains_env_secret(text):
+        raise FineTuneError(f"Refusing to write {state_dir / STATE_FILE}: a field contains an API key from the environment.")
     target = state_dir / STATE_FILE
     tmp = target.with_name(f".{STATE_FILE}.tmp")
-    tmp.write_text(state.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target
 
@@ -270,8 +273,7 @@ def api_call(what: str, call: Callable[[], Any]) -> Any:
         raise FineTuneError(f"OpenAI API error while {what}: HTTP {ex.status_code}: {_api_message(ex)}") from None
     except openai.APIConnectionError as ex:
         raise FineTuneError(
-            f"Cannot reach the OpenAI API while {what} ({ex.request.url.copy_with(query=None)}): {ex}. "
-            "Check the network or --base-url / OPENAI_BASE_URL."
+            f"Cannot reach the OpenAI API while {what}: {ex}. Check the network or --base-url / OPENAI_BASE_URL."
         ) from None
 
 

@@ -112,8 +112,17 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+def _env_secrets() -> set[str]:
+    return {v for v in (os.environ.get(name) for name in _SECRET_ENV_VARS) if v}
+
+
+def contains_env_secret(text: str) -> bool:
+    """Whether ``text`` contains the value of an API-key variable of this environment (``OPENAI_API_KEY``, ...)."""
+    return any(secret in text for secret in _env_secrets())
+
+
 def _check_no_secrets(model: TrainedModel) -> None:
-    secrets = {v for v in (os.environ.get(name) for name in _SECRET_ENV_VARS) if v}
+    secrets = _env_secrets()
 
     def walk(value: Any, where: str) -> None:
         if isinstance(value, dict):
