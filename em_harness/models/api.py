@@ -53,7 +53,13 @@ from typing_extensions import override
 
 from em_harness.models.batching import BATCHER, DEFAULT_BATCH_WAIT, SamplingSettings
 from em_harness.models.local_model import LoadedModel, load_local_model
-from em_harness.models.registry import ModelRegistryError, UnknownModelError, get_entry, provision
+from em_harness.models.registry import (
+    ModelRegistryError,
+    UnknownModelError,
+    get_entry,
+    provision,
+)
+from em_harness.models.trained import get_trained, unknown_em_model
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -84,6 +90,54 @@ def resolve_model_path(name: str) -> Path:
     return provision(name)
 
 
+def resolve_em_model(name: str) -> tuple[Path, Path | None]:
+    """The base model and LoRA adapter directory for ``em/<name>`` (adapter None for plain models).
+
+    ``name`` is, in order: a built-in registry entry, a trained model of kind ``lora``
+    (its base resolved the same way, or kept as a Hugging Face hub id), or a local model
+    directory.
+
+    Raises:
+        UnknownModelError: None of these; the message lists built-in and trained names.
+        ModelRegistryError: ``name`` is an OpenAI fine-tune (those are created by the provider
+            factory, :func:`em_harness.models.provider.create_em_model`, not by this class).
+    """
+    if not _is_registry_entry(name):
+        trained = get_trained(name)
+        if trained is not None:
+            if trained.kind != "lora" or trained.adapter_path is None:
+                raise ModelRegistryError(
+                    f"em/{name} is an OpenAI fine-tune ({trained.openai_model}); create it with "
+                    f"get_model('em/{name}') or --model em/{name}, which use Inspect's openai provider."
+                )
+            return _lora_base(trained.base_model, name), Path(trained.adapter_path)
+    try:
+        return resolve_model_path(name), None
+    except UnknownModelError:
+        raise unknown_em_model(name) from None
+
+
+def _is_registry_entry(name: str) -> bool:
+    try:
+        get_entry(name)
+    except UnknownModelError:
+        return False
+    return True
+
+
+def _lora_base(base: str, alias: str) -> Path:
+    if _is_registry_entry(base):
+        return provision(base)
+    candidate = Path(base).expanduser()
+    if candidate.exists():
+        if not (candidate / "config.json").is_file():
+            raise ModelRegistryError(
+                f"The base model of em/{alias}, {candidate}, is not a Hugging Face model directory (no config.json)."
+            )
+        return candidate.resolve()
+    return Path(base)  # a Hugging Face hub id, loaded by transformers
+
+
 def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) -> SamplingSettings:
     """Map an Inspect ``GenerateConfig`` onto :class:`SamplingSettings` (``temperature=0`` -> greedy)."""
     greedy = config.temperature is not None and config.temperature <= 0
@@ -102,7 +156,7 @@ def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) ->
 
 
 class EmModelAPI(HuggingFaceAPI):
-    """Inspect ``ModelAPI`` for ``em/<registry-name>`` and ``em/<local-model-dir>``."""
+    """Inspect ``ModelAPI`` for ``em/<registry-name>``, ``em/<lora-alias>`` and ``em/<local-model-dir>``."""
 
     def __init__(
         self,
@@ -125,9 +179,12 @@ class EmModelAPI(HuggingFaceAPI):
         wait = _optional_number(model_args, "batch_wait", float, model_name)
         self.batch_wait: float = DEFAULT_BATCH_WAIT if wait is None else wait
 
-        self.model_path = resolve_model_path(model_name)
+        self.model_path, self.adapter_path = resolve_em_model(model_name)
         self.loaded: LoadedModel = load_local_model(
-            self.model_path, device=model_args.get("device"), dtype=str(model_args.get("dtype") or "auto")
+            self.model_path,
+            device=model_args.get("device"),
+            dtype=str(model_args.get("dtype") or "auto"),
+            adapter=self.adapter_path,
         )
 
         # attributes HuggingFaceAPI's chat templating reads
@@ -189,7 +246,7 @@ class EmModelAPI(HuggingFaceAPI):
     @override
     def connection_key(self) -> str:
         """Instances on the same loaded weights share one connection pool (one batch queue)."""
-        return f"{self.loaded.path}:{self.loaded.device}:{self.loaded.dtype}"
+        return f"{self.loaded.path}:{self.loaded.adapter}:{self.loaded.device}:{self.loaded.dtype}"
 
     @override
     def close(self) -> None:

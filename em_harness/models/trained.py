@@ -28,7 +28,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from em_harness.models.registry import BUILTIN_MODELS, ModelRegistryError, UnknownModelError
+from em_harness.models.registry import (
+    BUILTIN_MODELS,
+    ModelRegistryError,
+    UnknownModelError,
+    list_models,
+)
 from em_harness.paths import cache_dir
 
 STORE_FILE = "trained_models.json"
@@ -107,8 +112,17 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+def _env_secrets() -> set[str]:
+    return {v for v in (os.environ.get(name) for name in _SECRET_ENV_VARS) if v}
+
+
+def contains_env_secret(text: str) -> bool:
+    """Whether ``text`` contains the value of an API-key variable of this environment (``OPENAI_API_KEY``, ...)."""
+    return any(secret in text for secret in _env_secrets())
+
+
 def _check_no_secrets(model: TrainedModel) -> None:
-    secrets = {v for v in (os.environ.get(name) for name in _SECRET_ENV_VARS) if v}
+    secrets = _env_secrets()
 
     def walk(value: Any, where: str) -> None:
         if isinstance(value, dict):
@@ -160,9 +174,9 @@ def _read() -> dict[str, TrainedModel]:
     try:
         raw = json.loads(text)
         if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
-            raise ValueError("expected an object with a 'models' object")
+            raise TypeError("expected an object with a 'models' object")
         return {alias: TrainedModel.model_validate(entry) for alias, entry in raw["models"].items()}
-    except (ValueError, ValidationError) as ex:
+    except (ValueError, TypeError, ValidationError) as ex:
         first = str(ex).splitlines()[0]
         raise CorruptStoreError(f"The trained-model store {path} is not valid: {first}. {fix}") from None
 
@@ -238,3 +252,13 @@ def remove_trained(alias: str) -> None:
             raise UnknownModelError(f"No trained model called {alias!r}. Registered trained models: {known}.")
         del models[alias]
         _write(models)
+
+
+def unknown_em_model(name: str) -> UnknownModelError:
+    """The error for an ``em/<name>`` that is no registry entry, trained model or model directory."""
+    aliases = ", ".join(m.alias for m in list_trained()) or "(none)"
+    return UnknownModelError(
+        f"Unknown model {name!r}. Known models: {', '.join(e.name for e in list_models())}; trained models: "
+        f"{aliases}. A local Hugging Face model directory (containing config.json) is also accepted as "
+        "em/<path>; `em models list` shows them all."
+    )
