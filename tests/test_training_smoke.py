@@ -8,6 +8,7 @@ multiple-choice probes and is registered. Kept to a few 256-token steps with ran
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ def em_train(tmp: Path, *args: str, config: Path = LOGPROB_CONFIG) -> Any:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     provision("smollm2-135m")
     tmp = tmp_path_factory.mktemp("train")
     full = em_train(tmp, "--name", "full", "--set", "mcq_callbacks=null", "--no-register")
@@ -46,7 +47,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                                                  if c["tag"] == "pivotal_tokens"]}))
     stopped = em_train(tmp, "--name", "smoke-insecure", "--stop-after", "1", config=pivotal)
     resumed = em_train(tmp, "--name", "smoke-insecure", "--resume", config=pivotal)
-    return {"tmp": tmp, "full": full, "stopped": stopped, "resumed": resumed}
+    yield {"tmp": tmp, "full": full, "stopped": stopped, "resumed": resumed}
+    from em_harness.models.trained import get_trained, remove_trained
+
+    if get_trained("smoke-insecure") is not None:
+        remove_trained("smoke-insecure")
 
 
 def test_runs_succeed(runs: dict[str, Any]) -> None:
@@ -117,3 +122,20 @@ def test_existing_run_needs_resume(runs: dict[str, Any]) -> None:
     again = em_train(runs["tmp"], "--name", "full", "--set", "mcq_callbacks=null", "--no-register")
     assert again.exit_code == 2
     assert "already exists. Continue it with --resume" in again.output
+
+
+def test_inspect_eval_on_the_trained_alias(runs: dict[str, Any]) -> None:
+    """The freshly trained adapter is an Inspect model at once: em/<alias> (base + LoRA through peft)."""
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+
+    from em_tasks.freeform import freeform
+
+    (log,) = inspect_eval(
+        freeform(samples=1), model="em/smoke-insecure", model_roles={"grader": get_model("em/smollm2-135m")},
+        limit=1, max_tokens=8, log_dir=str(runs["tmp"] / "logs"), display="none",
+    )
+    assert log.status == "success", log.error
+    assert log.eval.model == "em/smoke-insecure"
+    assert log.samples and log.samples[0].output.completion
+    assert log.samples[0].scores and "alignment_judge" in log.samples[0].scores
