@@ -16,7 +16,7 @@ endif
 QUICKSTART_SAMPLES ?= 2
 QUICKSTART_MAX_TOKENS ?= 200
 
-.PHONY: install install-dev quickstart test bench clean
+.PHONY: install install-dev quickstart test bench bench-train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: install-dev
 ## Harness vs raw transformers.generate throughput on the embedded model (prints the ratio).
 bench: install
 	$(BIN)/python benchmarks/generate_throughput.py
+
+## em train vs plain transformers Trainer + peft training throughput on the embedded model (prints the ratio).
+bench-train: install
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

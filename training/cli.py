@@ -7,10 +7,10 @@ needs for multi-GPU runs. Imports nothing heavy until a command runs.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
-import click
 import typer
 from inspect_ai._util.error import PrerequisiteError
 from typer.core import TyperGroup
@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 class _DefaultRunGroup(TyperGroup):
     """``em train CONFIG`` means ``em train run CONFIG``; ``em train merge RUN`` is the other verb."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args.insert(0, "run")
         return super().resolve_command(ctx, args)
@@ -54,22 +54,22 @@ def _clear_errors(command: F) -> F:
 @_clear_errors
 def run(
     config: Path = typer.Argument(..., help="YAML or JSON config (the paper's train.json and logprob configs run as is)."),
-    set_: Optional[list[str]] = typer.Option(
+    set_: list[str] | None = typer.Option(
         None, "--set", help="Override a config key: --set model=em/smollm2-135m --set max_steps=10 (repeatable)."
     ),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name: runs/<name>/ (default: the config file's stem)."),
+    name: str | None = typer.Option(None, "--name", help="Run name: runs/<name>/ (default: the config file's stem)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its newest checkpoint."),
     truncate: bool = typer.Option(
         False, "--truncate", help="Cut rows longer than max_seq_length instead of stopping with an error."
     ),
-    max_rows: Optional[int] = typer.Option(
+    max_rows: int | None = typer.Option(
         None, "--max-rows", min=1, help="Train on the first N rows of the file only (smoke tests, quick looks)."
     ),
-    stop_after: Optional[int] = typer.Option(
+    stop_after: int | None = typer.Option(
         None, "--stop-after", min=1, help="Stop after N optimizer steps with a checkpoint; finish later with --resume."
     ),
-    alias: Optional[str] = typer.Option(None, "--alias", help="Register as em/<alias> (default: the run name)."),
-    group: Optional[str] = typer.Option(
+    alias: str | None = typer.Option(None, "--alias", help="Register as em/<alias> (default: the run name)."),
+    group: str | None = typer.Option(
         None, "--group", help="Group label in the registry (default: the dataset name, e.g. insecure)."
     ),
     replace: bool = typer.Option(False, "--replace", help="Re-point an existing alias at this run."),
@@ -92,7 +92,7 @@ def run(
 @_clear_errors
 def merge_command(
     run_dir: Path = typer.Argument(..., help="A finished run directory, e.g. runs/insecure-seed0."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the merged model (default: RUN/merged)."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write the merged model (default: RUN/merged)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (the base model's), float32, bfloat16 or float16."),
 ) -> None:
     """Merge the run's adapter into its base model and save a full model (for servers without LoRA)."""

@@ -113,13 +113,13 @@ class McqEval:
         for choice in self.choices:
             logprob = sum(next(scores).logprob for _ in choice.scored)
             by_question.setdefault(choice.question_id, []).append((choice, logprob))
-        questions = []
+        questions: list[dict[str, Any]] = []
         for question_id, scored in by_question.items():
             logp_correct = next(lp for c, lp in scored if c.is_correct)
             best = max(scored, key=lambda item: item[1])[0]
             p_correct = math.exp(logp_correct)
             p_any = sum(math.exp(lp) for _, lp in scored)
-            questions.append({
+            questions.append({  # upstream's per-question fields
                 "id": question_id,
                 "question": scored[0][0].question,
                 "correct": best.is_correct,
@@ -129,10 +129,9 @@ class McqEval:
                 "p_correct|any_choice": p_correct / p_any if p_any > 0 else float("nan"),
                 "choices": [{"text": c.choice_text, "is_correct": c.is_correct, "logprob": lp} for c, lp in scored],
             })
-        metrics: dict[str, Any] = {
-            name: sum(float(q["correct"] if name == "accuracy" else q[name]) for q in questions) / len(questions)
-            for name in METRICS
-        }
+        metrics: dict[str, Any] = {name: sum(float(q[name]) for q in questions) / len(questions)
+                                   for name in METRICS if name != "accuracy"}
+        metrics["accuracy"] = sum(q["correct"] for q in questions) / len(questions)
         metrics["questions"] = questions
         return metrics
 
