@@ -139,3 +139,37 @@ def test_inspect_eval_on_the_trained_alias(runs: dict[str, Any]) -> None:
     assert log.eval.model == "em/smoke-insecure"
     assert log.samples and log.samples[0].output.completion
     assert log.samples[0].scores and "alignment_judge" in log.samples[0].scores
+
+
+def test_resume_with_a_changed_config_is_refused(runs: dict[str, Any]) -> None:
+    result = em_train(runs["tmp"], "--name", "full", "--resume", "--set", "mcq_callbacks=null", "--set", "r=4",
+                      "--no-register")
+    assert result.exit_code == 2
+    assert "the config differs from the one" in result.output and "(changed: r)" in result.output
+
+
+def test_4bit_on_cpu_is_a_clear_error(runs: dict[str, Any]) -> None:
+    result = em_train(runs["tmp"], "--name", "four-bit", "--set", "load_in_4bit=true", "--no-register")
+    assert result.exit_code == 2
+    assert "load_in_4bit: true needs a CUDA GPU" in result.output
+    assert not (runs["tmp"] / "runs" / "four-bit").exists()
+
+
+def test_merge_writes_a_full_model_with_the_adapters_outputs(runs: dict[str, Any]) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run = runs["tmp"] / "runs" / "smoke-insecure"
+    result = CliRunner().invoke(app, ["train", "merge", str(run), "--dtype", "float32"])
+    assert result.exit_code == 0, result.output
+    merged_dir = run / "merged"
+    assert (merged_dir / "config.json").is_file() and (merged_dir / "tokenizer_config.json").is_file()
+    assert not (merged_dir / "adapter_config.json").exists()
+    ids = torch.tensor([[1, 504, 3458, 314, 253, 1345]])
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
+    base = AutoModelForCausalLM.from_pretrained(provision("smollm2-135m"), dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, str(run / "adapter")).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, adapted(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
+    again = CliRunner().invoke(app, ["train", "merge", str(run)])
+    assert again.exit_code == 2 and "already exists and is not empty" in again.output
