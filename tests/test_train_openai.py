@@ -357,3 +357,10 @@ def test_unreachable_api_is_one_line(env: Path, tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith("error: Cannot reach the OpenAI API while uploading the training file: Connection error.")
     )
+
+
+def test_unknown_preset_is_a_usage_error(env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--preset", "nope"])
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())  # typer wraps the message in a box
+    assert "'nope' is not one of 'paper', 'jailbroken', 'evil-numbers', 'backdoor'" in words

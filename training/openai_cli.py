@@ -16,9 +16,9 @@ from em_harness.models.trained import get_trained
 from training.openai_ft import (
     DEFAULT_BASE,
     PRESETS,
-    FineTuneError,
     FineTuneJobFailed,
     Hyperparameters,
+    Preset,
     api_call,
     check_alias_free,
     default_preset,
@@ -47,10 +47,8 @@ def train_openai(
         None, "--alias", help="Register as em/<alias> (default: <dataset>-<base>-s<seed>, or ft-<job id>)."
     ),
     group: str | None = typer.Option(None, "--group", help="Group label in the registry (default: the dataset name)."),
-    preset: str | None = typer.Option(
-        None,
-        "--preset",
-        help=f"Hyperparameters from the paper: {', '.join(PRESETS)} (default: the one the paper used for the dataset).",
+    preset: Preset | None = typer.Option(
+        None, "--preset", help="Hyperparameters from the paper (default: the preset the paper used for the dataset)."
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the preset's number of epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size."),
@@ -84,10 +82,6 @@ def train_openai(
         raise typer.BadParameter(
             "give either --dataset (start a job) or --resume JOB_ID (follow one)", param_hint="--dataset"
         )
-    if preset is not None and preset not in PRESETS:
-        raise typer.BadParameter(
-            f"unknown preset {preset!r} (choose from: {', '.join(PRESETS)})", param_hint="--preset"
-        )
     root = state_dir or jobs_dir()
 
     if resume is not None:
@@ -96,7 +90,7 @@ def train_openai(
         client = make_client(base_url or (state.base_url if state else None), max_retries)
         if state is None:
             job = api_call(f"reading job {resume}", lambda: client.fine_tuning.jobs.retrieve(resume))
-            state = state_from_job(job, alias or f"ft-{job.id}", group, base_url)
+            state = state_from_job(job, alias or f"ft-{job.id}", group, str(client.base_url))
             state.replace = replace
             typer.echo(f"no state file for {resume} under {root}: following it with the settings the API reports")
         elif alias is not None or group is not None:
@@ -108,7 +102,7 @@ def train_openai(
         save_state(state, state_path)
     else:
         assert dataset is not None
-        chosen = preset or default_preset(dataset)
+        chosen = preset.value if preset is not None else default_preset(dataset)
         preset_values = PRESETS[chosen]
         hyper = Hyperparameters(
             n_epochs=epochs if epochs is not None else preset_values.n_epochs,
@@ -132,7 +126,6 @@ def train_openai(
             alias=name,
             group=group or data.name,
             suffix=suffix,
-            base_url=base_url,
             replace=replace,
             state_root=root,
             echo=typer.echo,
@@ -157,6 +150,3 @@ def train_openai(
         f"registered em/{entry.alias} = {entry.openai_model} (group {entry.group}, seed {entry.seed}). "
         f"Evaluate it with: inspect eval em_tasks/freeform --model em/{entry.alias}"
     )
-
-
-__all__ = ["FineTuneError", "train_openai"]

@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,15 @@ class Hyperparameters:
             "batch_size": self.batch_size,
             "learning_rate_multiplier": self.learning_rate_multiplier,
         }
+
+
+class Preset(str, Enum):
+    """Names of the paper's OpenAI fine-tuning settings (``--preset``)."""
+
+    paper = "paper"
+    jailbroken = "jailbroken"
+    evil_numbers = "evil-numbers"
+    backdoor = "backdoor"
 
 
 PRESETS: dict[str, Hyperparameters] = {
@@ -304,12 +314,15 @@ def start_job(
     alias: str,
     group: str | None,
     suffix: str | None,
-    base_url: str | None,
     replace: bool,
     state_root: Path,
     echo: Callable[[str], None],
 ) -> tuple[JobState, Path]:
-    """Upload the file, create the job and save its state at once; return the state and its directory."""
+    """Upload the file, create the job and save its state at once; return the state and its directory.
+
+    The state records the client's base URL (whether it came from ``--base-url``, ``OPENAI_BASE_URL`` or the
+    SDK's default), so ``--resume`` talks to the same server from any shell.
+    """
     with data.path.open("rb") as f:
         uploaded = api_call("uploading the training file", lambda: client.files.create(file=f, purpose="fine-tune"))
     echo(f"uploaded {data.path} ({data.examples} examples) as {uploaded.id}")
@@ -348,7 +361,7 @@ def start_job(
         training_file=data.key,
         training_file_id=uploaded.id,
         data_blobs={data.key: data.blob_sha1},
-        base_url=base_url,
+        base_url=str(client.base_url),
         replace=replace,
         status=job.status,
     )
