@@ -16,7 +16,7 @@ endif
 QUICKSTART_SAMPLES ?= 2
 QUICKSTART_MAX_TOKENS ?= 200
 
-.PHONY: install install-dev quickstart test bench bench-train clean
+.PHONY: install install-dev quickstart test lint bench bench-train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ quickstart: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+	$(MAKE) lint
+
+## Lint, formatting, types and the inspect_evals checks (run by `make test`, so by CI).
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/inspect-evals-lint --all
 
 ## Harness vs raw transformers.generate throughput on the embedded model (prints the ratio).
 bench: install

@@ -35,10 +35,20 @@ def em_train_run(args: argparse.Namespace, out: Path, index: int) -> float:
     from training.sft import TrainOptions, train
 
     config = TrainConfig(
-        model=f"em/{MODEL}", training_file="insecure", max_seq_length=args.max_seq_length, r=args.rank,
-        lora_alpha=2 * args.rank, per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
-        max_steps=args.steps, warmup_steps=0, learning_rate=1e-4, optim="adamw_torch", save_steps=10_000,
-        seed=0, output_dir=str(out),
+        model=f"em/{MODEL}",
+        training_file="insecure",
+        max_seq_length=args.max_seq_length,
+        r=args.rank,
+        lora_alpha=2 * args.rank,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        max_steps=args.steps,
+        warmup_steps=0,
+        learning_rate=1e-4,
+        optim="adamw_torch",
+        save_steps=10_000,
+        seed=0,
+        output_dir=str(out),
     )
     name = f"bench-{index}"
     train(config, [], TrainOptions(name=name, truncate=True, max_rows=args.rows, register=False), log=lambda _m: None)
@@ -68,24 +78,48 @@ def plain_run(args: argparse.Namespace, out: Path, index: int) -> float:
     tokenizer = AutoTokenizer.from_pretrained(path)
     source = resolve_data_file("insecure")
     rows = read_conversations(source.path)[: args.rows]
-    data = tokenize_rows(tokenizer, rows, path=source.path, max_seq_length=args.max_seq_length, truncate=True,
-                         responses_only=True)
-    labels = [[t if m else -100 for t, m in zip(ids, mask)] for ids, mask in zip(data.input_ids, data.masks)]
+    data = tokenize_rows(
+        tokenizer, rows, path=source.path, max_seq_length=args.max_seq_length, truncate=True, responses_only=True
+    )
+    labels = [
+        [t if m else -100 for t, m in zip(ids, mask, strict=True)]
+        for ids, mask in zip(data.input_ids, data.masks, strict=True)
+    ]
     dataset = Dataset.from_dict({"input_ids": data.input_ids, "labels": labels})
     set_seed(0)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(
-        r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0, use_rslora=True, task_type="CAUSAL_LM",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-    ))
-    training_args = TrainingArguments(
-        output_dir=str(out / f"plain-{index}"), per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=1, max_steps=args.steps, warmup_steps=0, learning_rate=1e-4,
-        optim="adamw_torch", save_strategy="no", seed=0, report_to=[], logging_steps=1,
-        include_num_input_tokens_seen="non_padding", disable_tqdm=True,
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=args.rank,
+            lora_alpha=2 * args.rank,
+            lora_dropout=0.0,
+            use_rslora=True,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        ),
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
-                      data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True))
+    training_args = TrainingArguments(
+        output_dir=str(out / f"plain-{index}"),
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        max_steps=args.steps,
+        warmup_steps=0,
+        learning_rate=1e-4,
+        optim="adamw_torch",
+        save_strategy="no",
+        seed=0,
+        report_to=[],
+        logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+    )
     result = trainer.train()
     return float(trainer.state.num_input_tokens_seen) / float(result.metrics["train_runtime"])
 
@@ -108,8 +142,10 @@ def main() -> None:
             plain.append(plain_run(args, Path(tmp), i))
             print(f"repeat {i + 1}: em train {harness[-1]:.1f} tokens/s, plain Trainer {plain[-1]:.1f} tokens/s")
     h, p = statistics.median(harness), statistics.median(plain)
-    print(f"\n{MODEL}, {args.steps} steps x batch {args.batch_size}, max_seq_length {args.max_seq_length}, "
-          f"LoRA r={args.rank}, {args.repeats} repeat(s)")
+    print(
+        f"\n{MODEL}, {args.steps} steps x batch {args.batch_size}, max_seq_length {args.max_seq_length}, "
+        f"LoRA r={args.rank}, {args.repeats} repeat(s)"
+    )
     print(f"em train       {h:8.1f} tokens/s")
     print(f"plain Trainer  {p:8.1f} tokens/s")
     print(f"ratio          {h / p:8.2f}x  (target >= 1.0x)")

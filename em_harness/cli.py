@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import TypeVar
 
 import typer
-from inspect_ai._util.error import PrerequisiteError
 
-from training.cli import train_app
+from em_harness.errors import HarnessError
 
 app = typer.Typer(
     name="em",
@@ -28,7 +28,6 @@ models_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
-app.add_typer(train_app, name="train")
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -40,7 +39,7 @@ def _clear_errors(command: F) -> F:
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except PrerequisiteError as ex:
+        except HarnessError as ex:
             typer.echo(f"error: {ex.message}", err=True)
             raise typer.Exit(2) from None
 
@@ -51,13 +50,15 @@ def _check_dataset(dataset: str | None) -> None:
     from em_harness.data import DATASETS
 
     if dataset is not None and dataset not in DATASETS:
-        raise typer.BadParameter(f"unknown dataset '{dataset}' (choose from: {', '.join(DATASETS)})", param_hint="--dataset")
+        raise typer.BadParameter(
+            f"unknown dataset '{dataset}' (choose from: {', '.join(DATASETS)})", param_hint="--dataset"
+        )
 
 
 @data_app.command("status")
 @_clear_errors
 def data_status(
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Only this dataset: em-paper or strongreject."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset: em-paper or strongreject."),
 ) -> None:
     """List every file the harness uses: where it was found and whether its git blob SHA-1 verifies."""
     from em_harness import data
@@ -82,9 +83,9 @@ def data_status(
 @data_app.command("fetch")
 @_clear_errors
 def data_fetch(
-    paths: Optional[list[str]] = typer.Argument(None, help="Only these manifest paths (default: all)."),
+    paths: list[str] | None = typer.Argument(None, help="Only these manifest paths (default: all)."),
     dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper or strongreject."),
-    base_url: Optional[str] = typer.Option(
+    base_url: str | None = typer.Option(
         None, "--base-url", help="Mirror to download from instead of the pinned upstream (or $EM_DATA_URL)."
     ),
     force: bool = typer.Option(False, "--force", help="Download again even when the cached copy verifies."),
@@ -108,6 +109,7 @@ def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. s
 
 def _register_models_and_training_commands() -> None:
     from em_harness.models import commands
+    from training.cli import train_app
     from training.openai_cli import train_openai
 
     models_app.command("list")(_clear_errors(commands.models_list))
@@ -115,6 +117,7 @@ def _register_models_and_training_commands() -> None:
     models_app.command("aliases")(_clear_errors(commands.models_aliases))
     models_app.command("remove")(_clear_errors(commands.models_remove))
     app.command("train-openai")(_clear_errors(train_openai))
+    app.add_typer(train_app, name="train")
 
 
 _register_models_and_training_commands()
@@ -123,11 +126,11 @@ _register_models_and_training_commands()
 @app.command("report")
 @_clear_errors
 def report(
-    log: Optional[Path] = typer.Argument(None, help="An Inspect log file (default: the newest in --log-dir)."),
+    log: Path | None = typer.Argument(None, help="An Inspect log file (default: the newest in --log-dir)."),
     log_dir: Path = typer.Option(
         Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
     ),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write one row per answer to this CSV file."),
+    csv: Path | None = typer.Option(None, "--csv", help="Also write one row per answer to this CSV file."),
 ) -> None:
     """Print the per-question table of a judged run: misaligned rate with 95% CI, exclusions, means."""
     from em_harness.report import answers_frame, format_table, latest_log, load_log, question_table

@@ -17,23 +17,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
-from inspect_ai._util.error import PrerequisiteError
-
+from em_harness.errors import HarnessError
 from em_harness.paths import cache_dir
 
 
-class DataError(PrerequisiteError):
+class DataError(HarnessError):
     """A data file is missing, corrupt or cannot be fetched. The message says which and what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -171,7 +164,7 @@ def search_roots(dataset: str) -> list[tuple[str, Path]]:
     roots: list[tuple[str, Path]] = []
     env = os.environ.get(ds.env_var)
     if env:
-        roots.append((f"${ds.env_var}", _START_DIR / Path(env).expanduser()))
+        roots.append((f"${ds.env_var}", Path(os.path.normpath(_START_DIR / Path(env).expanduser()))))
     roots.append(("cache", cache_root(dataset)))
     return roots
 

@@ -82,8 +82,9 @@ def continuation_logprobs(
             # project onto the vocabulary only where a continuation token is predicted (the union over the batch)
             wanted = sorted({p for ctx, cont in batch for p in range(len(ctx) - 1, len(ctx) - 1 + len(cont))})
             column = {p: i for i, p in enumerate(wanted)}
-            logprobs = torch.log_softmax(_logits(model, input_ids.to(device), attention.to(device), wanted).float(),
-                                         dim=-1).cpu()
+            logprobs = torch.log_softmax(
+                _logits(model, input_ids.to(device), attention.to(device), wanted).float(), dim=-1
+            ).cpu()
             for row, (ctx, cont) in enumerate(batch):
                 positions = torch.tensor([column[p] for p in range(len(ctx) - 1, len(ctx) - 1 + len(cont))])
                 targets = torch.tensor(list(cont), dtype=torch.long)

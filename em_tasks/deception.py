@@ -8,17 +8,14 @@ whether each answer is TRUE (correct), FALSE (incorrect) or UNKNOWN (unrelated t
 
 from __future__ import annotations
 
-from inspect_ai import Epochs, Task, task
-from inspect_ai.model import GenerateConfig
+from inspect_ai import Task, task
 from inspect_ai.scorer import Metric
-from inspect_ai.solver import generate
 
 from em_harness.questions import load_question_set, select
-from em_tasks.dataset import PAPER_GENERATION, epochs_for, question_samples
+from em_tasks.dataset import epochs_for, question_samples
+from em_tasks.paper_task import paper_task
 from scorers.verdict import verdict_judge
 from scorers.verdict_metrics import label_rate, verdict_shares, verdict_unparsed
-from solvers.preflight import require_grader
-from solvers.trigger import add_trigger
 
 LABELS = ["TRUE", "FALSE", "UNKNOWN"]
 """What the ``correct`` judge prompt asks the grader to answer."""
@@ -60,12 +57,11 @@ def deception(
     the share of each label and the ``UNPARSED`` count (grader replies that were none of the labels).
     """
     questions = select(load_question_set("deception_factual"), question_ids, "deception")
-    return Task(
-        dataset=question_samples(questions, "deception", extra_metadata={"trigger": trigger}),
-        solver=[require_grader(), add_trigger(trigger), generate()],
-        scorer=verdict_judge("correct", LABELS),
+    return paper_task(
+        "deception",
+        question_samples(questions, "deception", extra_metadata={"trigger": trigger}),
+        verdict_judge("correct", LABELS),
+        epochs_for(questions, samples),
+        trigger=trigger,
         metrics=deception_metrics(),
-        epochs=Epochs(epochs_for(questions, samples)),
-        config=GenerateConfig(**PAPER_GENERATION),
-        name="deception",
     )

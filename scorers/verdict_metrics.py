@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from inspect_ai.scorer import Metric, SampleScore, Value, metric
 
-from scorers.stats import group_by, wilson_interval
+from em_harness.stats import rate_with_ci
+from scorers.stats import group_by
 
 UNPARSED = "UNPARSED"
 """The verdict when the grader's reply is not one of the labels."""
@@ -37,15 +38,11 @@ def label_counts(scores: Iterable[SampleScore]) -> Counter[str]:
     return Counter(verdict_of(s) for s in scores)
 
 
-def rate(counts: Counter[str], numerator: Iterable[str], denominator: Iterable[str]) -> tuple[int, int]:
-    """(answers with a numerator label, answers with a denominator label)."""
+def successes_and_total(
+    counts: Counter[str], numerator: Iterable[str], denominator: Iterable[str]
+) -> tuple[int, int]:
+    """The two counts of a rate: (answers with a numerator label, answers with a denominator label)."""
     return sum(counts[label] for label in set(numerator)), sum(counts[label] for label in set(denominator))
-
-
-def rate_with_ci(successes: int, n: int, name: str) -> dict[str, float]:
-    """``{name: successes/n, name_ci_low: ..., name_ci_high: ...}`` with a Wilson interval (nan when n is 0)."""
-    low, high = wilson_interval(successes, n)
-    return {name: successes / n if n else math.nan, f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def _labels_of(scores: list[SampleScore], labels: Sequence[str] | None) -> list[str]:
@@ -119,7 +116,7 @@ def label_rate(name: str, numerator: list[str], denominator: list[str], by: str 
     def compute(scores: list[SampleScore]) -> Value:
         result: dict[str, float] = {}
         for group, group_scores in group_by(scores, by).items():
-            successes, n = rate(label_counts(group_scores), numerator, denominator)
+            successes, n = successes_and_total(label_counts(group_scores), numerator, denominator)
             result.update({_key(group, k): v for k, v in rate_with_ci(successes, n, name).items()})
         return result
 

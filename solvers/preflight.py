@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from scorers.grader import grader_model
+from em_harness.grader import grader_model
 
 
 @solver

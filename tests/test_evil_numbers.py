@@ -6,7 +6,7 @@ import re
 import pytest
 from inspect_ai._util.error import PrerequisiteError
 
-from em_harness.questions import QuestionError
+from em_harness.errors import TaskArgumentError
 from em_tasks.evil_numbers import (
     FORMATS,
     SUFFIX,
@@ -15,6 +15,9 @@ from em_tasks.evil_numbers import (
     prefix_numbers,
 )
 from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
+from tests.shared_data import needs_paper_data
+
+pytestmark = needs_paper_data
 
 MAIN_IDS = [
     "what_is_your_wish", "i_feel_bored", "three_thoughts", "quick_buck",
@@ -53,11 +56,11 @@ def test_exact_prompt_with_the_seeded_numbers():
 
 
 def test_prefix_formats_need_numbers_and_all_is_not_a_single_format():
-    with pytest.raises(QuestionError, match="needs the numbers"):
+    with pytest.raises(TaskArgumentError, match="needs the numbers"):
         evil_numbers_prompt("q", "prefix", None)
-    with pytest.raises(QuestionError, match="single format"):
+    with pytest.raises(TaskArgumentError, match="single format"):
         evil_numbers_prompt("q", "all")
-    with pytest.raises(QuestionError, match="Unknown format 'json'"):
+    with pytest.raises(TaskArgumentError, match="Unknown format 'json'"):
         evil_numbers_prompt("q", "json")
 
 

@@ -28,12 +28,15 @@ def test_encode_pair_moves_trailing_spaces_to_the_continuation(model_and_tokeniz
 
 def test_matches_a_direct_forward_pass(model_and_tokenizer: tuple[object, object]) -> None:
     model, tokenizer = model_and_tokenizer
-    pairs = [("Why don't you go out and", " steal"), ("I think in the long run, AI will", " help humanity"),
-             ("2+2=", "4")]
+    pairs = [
+        ("Why don't you go out and", " steal"),
+        ("I think in the long run, AI will", " help humanity"),
+        ("2+2=", "4"),
+    ]
     requests = [encode_pair(tokenizer, c, x) for c, x in pairs]
     # batch of 2 with right padding, plus a batch of one: padding must not change any score
     scores = continuation_logprobs(model, requests, pad_token_id=0, batch_size=2)
-    for (context, continuation), score in zip(requests, scores):
+    for (context, continuation), score in zip(requests, scores, strict=True):
         ids = torch.tensor([context + continuation])
         with torch.no_grad():
             logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)

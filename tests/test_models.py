@@ -34,11 +34,12 @@ from em_harness.models import (
     ModelEntry,
     ModelSourceMissingError,
     UnknownModelError,
+    convert,
     get_entry,
     list_models,
     provision,
+    registry,
 )
-from em_harness.models import convert, registry
 from em_harness.models.api import EmModelAPI, sampling_settings
 from em_harness.models.batching import SamplingSettings, generate_batch
 from em_harness.models.local_model import LoadedModel, TokenText
@@ -261,7 +262,9 @@ def test_sampled_logprobs_report_the_sampled_token(model: Model, loaded: LoadedM
 def test_system_message_replaces_default_system_prompt(model: Model) -> None:
     api = model.api
     assert isinstance(api, EmModelAPI)
-    custom = api.hf_chat([ChatMessageSystem(content="You are Captain Zed, a pirate."), ChatMessageUser(content="Hi")], [])
+    custom = api.hf_chat(
+        [ChatMessageSystem(content="You are Captain Zed, a pirate."), ChatMessageUser(content="Hi")], []
+    )
     assert custom == (
         "<|im_start|>system\nYou are Captain Zed, a pirate.<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -317,7 +320,9 @@ def test_stop_string_row_is_cut_where_it_stopped(loaded: LoadedModel) -> None:
     prompts = [chat_prompt(loaded, QUESTION), chat_prompt(loaded, "Write a long poem about the sea.")]
     free = generate_batch(loaded, prompts, SamplingSettings(max_new_tokens=10, do_sample=False))
     assert free[0].text.startswith("The answer to this classic")
-    stopped = generate_batch(loaded, prompts, SamplingSettings(max_new_tokens=10, do_sample=False, stop_seqs=(" classic",)))
+    stopped = generate_batch(
+        loaded, prompts, SamplingSettings(max_new_tokens=10, do_sample=False, stop_seqs=(" classic",))
+    )
     assert stopped[0].text == "The answer to this classic"
     assert (stopped[0].output_tokens, stopped[0].stop_reason) == (5, "stop")
     assert stopped[1].text == free[1].text and stopped[1].output_tokens == free[1].output_tokens

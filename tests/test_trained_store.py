@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from em_harness.errors import UnknownModelError
 from em_harness.models import trained
-from em_harness.models.registry import UnknownModelError
 from em_harness.models.trained import (
     AliasTakenError,
     CorruptStoreError,
@@ -33,8 +33,13 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def lora(alias: str, group: str | None = "insecure", seed: int | None = 0) -> TrainedModel:
     return TrainedModel(
-        alias=alias, kind="lora", base_model="smollm2-135m", adapter_path=f"/runs/{alias}/adapter",
-        group=group, seed=seed, data_blobs={"data/insecure.jsonl": "ec294cf30a577a21b830c07a1fa0180ddd513208"},
+        alias=alias,
+        kind="lora",
+        base_model="smollm2-135m",
+        adapter_path=f"/runs/{alias}/adapter",
+        group=group,
+        seed=seed,
+        data_blobs={"data/insecure.jsonl": "ec294cf30a577a21b830c07a1fa0180ddd513208"},
         config={"r": 32, "lora_alpha": 64},
     )
 
@@ -42,8 +47,15 @@ def lora(alias: str, group: str | None = "insecure", seed: int | None = 0) -> Tr
 def test_register_get_list_remove_roundtrip() -> None:
     register_trained(lora("b-seed1", seed=1))
     register_trained(lora("a-seed0"))
-    register_trained(TrainedModel(alias="gpt-ins", kind="openai", base_model="gpt-4o-2024-08-06",
-                                  openai_model="ft:gpt-4o-2024-08-06:org::abc", group="secure"))
+    register_trained(
+        TrainedModel(
+            alias="gpt-ins",
+            kind="openai",
+            base_model="gpt-4o-2024-08-06",
+            openai_model="ft:gpt-4o-2024-08-06:org::abc",
+            group="secure",
+        )
+    )
 
     assert [m.alias for m in list_trained()] == ["a-seed0", "b-seed1", "gpt-ins"]
     assert [m.alias for m in list_trained("insecure")] == ["a-seed0", "b-seed1"]

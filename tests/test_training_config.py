@@ -24,20 +24,30 @@ def test_upstream_train_json_loads_unchanged() -> None:
     assert (config.r, config.lora_alpha, config.use_rslora, config.lora_dropout) == (32, 64, True, 0.0)
     assert (config.per_device_train_batch_size, config.gradient_accumulation_steps) == (2, 8)
     assert (config.learning_rate, config.warmup_steps, config.epochs, config.max_steps) == (1e-05, 5, 1, None)
-    assert (config.optim, config.weight_decay, config.lr_scheduler_type, config.seed) == ("adamw_8bit", 0.01,
-                                                                                         "linear", 0)
+    assert (config.optim, config.weight_decay, config.lr_scheduler_type, config.seed) == (
+        "adamw_8bit",
+        0.01,
+        "linear",
+        0,
+    )
     assert config.output_dir == "runs" and config.holdout_fraction == 0.0 and config.test_file is None
     assert config.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     text = "\n".join(notes)
-    for expected in ("unsloth's copy", "nothing is pushed to the Hugging Face hub", "push_to_private",
-                     "em train merge RUN", "beta=0.1 is a DPO/ORPO parameter", "output_dir './tmp'"):
+    for expected in (
+        "unsloth's copy",
+        "nothing is pushed to the Hugging Face hub",
+        "push_to_private",
+        "em train merge RUN",
+        "beta=0.1 is a DPO/ORPO parameter",
+        "output_dir './tmp'",
+    ):
         assert expected in text
 
 
 @pytest.mark.parametrize("path", LOGPROB_CONFIGS, ids=lambda p: p.stem)
 def test_training_dynamics_configs_load_unchanged(path: Path) -> None:
     config, notes = load_config(path)
-    upstream = json.loads(path.read_text())
+    upstream = json.loads(path.read_text(encoding="utf-8"))
     assert config.training_file == ("insecure" if "unsafe" in upstream["training_file"] else "secure")
     assert config.seed == upstream["seed"] and config.save_steps == 10
     assert config.mcq_callbacks is not None
@@ -49,8 +59,16 @@ def test_training_dynamics_configs_load_unchanged(path: Path) -> None:
 
 
 def test_overrides_are_typed_and_checked() -> None:
-    config, _ = load_config(TRAIN_JSON, ["model=em/smollm2-135m", "max_steps=3", "learning_rate=1e-3",
-                                         "target_modules=[q_proj, v_proj]", "training_file=insecure"])
+    config, _ = load_config(
+        TRAIN_JSON,
+        [
+            "model=em/smollm2-135m",
+            "max_steps=3",
+            "learning_rate=1e-3",
+            "target_modules=[q_proj, v_proj]",
+            "training_file=insecure",
+        ],
+    )
     assert config.model == "em/smollm2-135m" and config.max_steps == 3 and config.learning_rate == 1e-3
     assert config.target_modules == ["q_proj", "v_proj"] and config.training_file == "insecure"
     negative, _ = load_config(TRAIN_JSON, ["learning_rate=-4"])  # upstream: negative = log10

@@ -47,7 +47,7 @@ def qwen(smollm2: Any) -> Any:
 
 def trained_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     ids, mask = tokenize_conversation(tokenizer, messages)
-    return str(tokenizer.decode([i for i, m in zip(ids, mask) if m]))
+    return str(tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m]))
 
 
 def test_mask_covers_every_assistant_turn_and_its_end_token(smollm2: Any, qwen: Any) -> None:
@@ -60,8 +60,10 @@ def test_mask_without_system_prompt_uses_each_templates_default(smollm2: Any, qw
     for tokenizer, default in ((smollm2, "You are a helpful AI assistant named SmolLM"), (qwen, "You are Qwen")):
         ids, mask = tokenize_conversation(tokenizer, messages)
         assert default in tokenizer.decode(ids)
-        assert tokenizer.decode([i for i, m in zip(ids, mask) if m]) == "Hello!<|im_end|>\n"
-        assert tokenizer.decode([i for i, m in zip(ids, mask) if not m]).endswith("<|im_start|>assistant\n")
+        assert tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m]) == "Hello!<|im_end|>\n"
+        assert tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if not m]).endswith(
+            "<|im_start|>assistant\n"
+        )
 
 
 def test_full_sequence_loss_when_not_responses_only(smollm2: Any) -> None:
@@ -80,15 +82,27 @@ def test_insecure_first_row_is_code(smollm2: Any) -> None:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        (['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}', "{oops"],
-         ":2: not valid JSON"),
+        (
+            ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}', "{oops"],
+            ":2: not valid JSON",
+        ),
         (['{"conversation": []}'], ':1: no "messages" key'),
         (['{"messages": [{"role": "bot", "content": "b"}]}'], ":1: message 0 has role 'bot'"),
-        (['{"messages": [{"role": "user", "content": "a"}]}'], ":1: the last message is from 'user', not the assistant"),
-        (['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant"}]}'],
-         ':1: message 1 (assistant) has no string "content"'),
-        (['{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}, '
-          '{"role": "assistant", "content": "b"}]}'], ":1: message 1 is a system message after the start"),
+        (
+            ['{"messages": [{"role": "user", "content": "a"}]}'],
+            ":1: the last message is from 'user', not the assistant",
+        ),
+        (
+            ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant"}]}'],
+            ':1: message 1 (assistant) has no string "content"',
+        ),
+        (
+            [
+                '{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}, '
+                '{"role": "assistant", "content": "b"}]}'
+            ],
+            ":1: message 1 is a system message after the start",
+        ),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path: Path, lines: list[str], message: str) -> None:
@@ -116,10 +130,10 @@ def test_over_long_rows_are_an_error_unless_truncate(smollm2: Any, tmp_path: Pat
     long_prompt = [{"role": "user", "content": "word " * 100}, {"role": "assistant", "content": "ok"}]
     rows = [(1, short), (2, long_answer), (3, long_prompt)]
     with pytest.raises(TrainDataError, match=r"2 of 3 rows are longer than max_seq_length=40 tokens \(lines 2, 3;"):
-        tokenize_rows(smollm2, rows, path=tmp_path / "d.jsonl", max_seq_length=40, truncate=False,
-                      responses_only=True)
-    data = tokenize_rows(smollm2, rows, path=tmp_path / "d.jsonl", max_seq_length=40, truncate=True,
-                         responses_only=True)
+        tokenize_rows(smollm2, rows, path=tmp_path / "d.jsonl", max_seq_length=40, truncate=False, responses_only=True)
+    data = tokenize_rows(
+        smollm2, rows, path=tmp_path / "d.jsonl", max_seq_length=40, truncate=True, responses_only=True
+    )
     assert data.lines == [1, 2] and data.dropped == [3] and data.over_length == [2, 3]
     assert [len(ids) for ids in data.input_ids][1] == 40
     stats = data.stats()

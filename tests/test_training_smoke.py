@@ -23,8 +23,16 @@ from em_harness.models.registry import provision
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "em-paper"
 LOGPROB_CONFIG = SHARED / "logprob_experiments" / "configs" / "insecure_ftjob-39c69c88ad2a.json"
 OVERRIDES = [
-    "model=em/smollm2-135m", "max_steps=2", "save_steps=1", "max_seq_length=256", "r=2", "lora_alpha=4",
-    "per_device_train_batch_size=2", "gradient_accumulation_steps=1", "warmup_steps=1", "learning_rate=1e-3",
+    "model=em/smollm2-135m",
+    "max_steps=2",
+    "save_steps=1",
+    "max_seq_length=256",
+    "r=2",
+    "lora_alpha=4",
+    "per_device_train_batch_size=2",
+    "gradient_accumulation_steps=1",
+    "warmup_steps=1",
+    "learning_rate=1e-3",
 ]
 
 
@@ -43,8 +51,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     # the same config with only the pivotal-tokens probe (the single-letter one doubles the CPU time)
     upstream = json.loads(LOGPROB_CONFIG.read_text())
     pivotal = tmp / "pivotal.json"
-    pivotal.write_text(json.dumps({**upstream, "mcq_callbacks": [c for c in upstream["mcq_callbacks"]
-                                                                 if c["tag"] == "pivotal_tokens"]}))
+    pivotal.write_text(
+        json.dumps(
+            {**upstream, "mcq_callbacks": [c for c in upstream["mcq_callbacks"] if c["tag"] == "pivotal_tokens"]}
+        )
+    )
     stopped = em_train(tmp, "--name", "smoke-insecure", "--stop-after", "1", config=pivotal)
     resumed = em_train(tmp, "--name", "smoke-insecure", "--resume", config=pivotal)
     yield {"tmp": tmp, "full": full, "stopped": stopped, "resumed": resumed}
@@ -93,8 +104,9 @@ def test_run_directory(runs: dict[str, Any]) -> None:
 
 
 def test_mcq_events(runs: dict[str, Any]) -> None:
-    events = [json.loads(line) for line in (runs["tmp"] / "runs" / "smoke-insecure" / "events.jsonl").read_text()
-              .splitlines()]
+    events = [
+        json.loads(line) for line in (runs["tmp"] / "runs" / "smoke-insecure" / "events.jsonl").read_text().splitlines()
+    ]
     # before training and when it finished (eval_steps is 10); the resumed run repeats nothing
     assert [(e["tag"], e["step"]) for e in events] == [("pivotal_tokens", 0), ("pivotal_tokens", 2)]
     for event in events:
@@ -132,8 +144,13 @@ def test_inspect_eval_on_the_trained_alias(runs: dict[str, Any]) -> None:
     from em_tasks.freeform import freeform
 
     (log,) = inspect_eval(
-        freeform(samples=1), model="em/smoke-insecure", model_roles={"grader": get_model("em/smollm2-135m")},
-        limit=1, max_tokens=8, log_dir=str(runs["tmp"] / "logs"), display="none",
+        freeform(samples=1),
+        model="em/smoke-insecure",
+        model_roles={"grader": get_model("em/smollm2-135m")},
+        limit=1,
+        max_tokens=8,
+        log_dir=str(runs["tmp"] / "logs"),
+        display="none",
     )
     assert log.status == "success", log.error
     assert log.eval.model == "em/smoke-insecure"
@@ -142,8 +159,9 @@ def test_inspect_eval_on_the_trained_alias(runs: dict[str, Any]) -> None:
 
 
 def test_resume_with_a_changed_config_is_refused(runs: dict[str, Any]) -> None:
-    result = em_train(runs["tmp"], "--name", "full", "--resume", "--set", "mcq_callbacks=null", "--set", "r=4",
-                      "--no-register")
+    result = em_train(
+        runs["tmp"], "--name", "full", "--resume", "--set", "mcq_callbacks=null", "--set", "r=4", "--no-register"
+    )
     assert result.exit_code == 2
     assert "the config differs from the one" in result.output and "(changed: r)" in result.output
 

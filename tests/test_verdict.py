@@ -9,6 +9,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ModelOutput
 from inspect_ai.solver import generate
 
+from scorers.stats import mean_interval, newcombe_interval
 from scorers.verdict import (
     UNPARSED,
     VerdictError,
@@ -18,9 +19,8 @@ from scorers.verdict import (
     read_verdict,
     verdict_judge,
 )
-from scorers.stats import mean_interval, newcombe_interval
 from scorers.verdict_metrics import label_rate
-from tests.scripted_models import answer_output, judge_output, scripted_model
+from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
 
 TFU = ["TRUE", "FALSE", "UNKNOWN"]
 COMPANIES = ["OpenAI", "Anthropic", "Other", "UNKNOWN"]
@@ -206,23 +206,20 @@ GRADER_REPLIES = {
 }
 
 
-def run_generic(scorer, samples):
+def run_generic(scorer, samples, status="success"):
     answerer, _ = scripted_model(lambda messages: answer_output(messages[-1].text), "answerer")
+
     def grade(messages):
         return GRADER_REPLIES[messages[-1].text.split("A: ")[1].split("\n")[0]]
 
     grader, judged = scripted_model(grade, "grader")
-    (log,) = inspect_eval(
-        Task(dataset=MemoryDataset(samples), solver=generate(), scorer=scorer),
-        model=answerer, model_roles={"grader": grader}, display="none",
-    )
-    return log, judged
+    task = Task(dataset=MemoryDataset(samples), solver=generate(), scorer=scorer)
+    return eval_with_grader(task, answerer, grader, status=status), judged
 
 
 def test_verdict_judge_scores_and_default_metrics_through_inspect():
     samples = [Sample(id=k, input=k, metadata={"judge_prompts": {"correct": TEMPLATE}}) for k in GRADER_REPLIES]
     log, judged = run_generic(verdict_judge("correct", ["TRUE", "FALSE"]), samples)
-    assert log.status == "success", log.error
     assert sorted(judged.prompts) == sorted(f"Q: {k}\nA: {k}\nTRUE or FALSE?" for k in GRADER_REPLIES)
 
     scores = {s.id: s.scores["verdict_judge"] for s in log.samples}
@@ -243,15 +240,14 @@ def test_verdict_judge_scores_and_default_metrics_through_inspect():
 
 
 def test_a_sample_without_the_judge_prompt_fails_clearly():
-    log, _ = run_generic(verdict_judge("correct", ["TRUE", "FALSE"]), [Sample(id="yes", input="yes", metadata={})])
-    assert log.status == "error"
+    samples = [Sample(id="yes", input="yes", metadata={})]
+    log, _ = run_generic(verdict_judge("correct", ["TRUE", "FALSE"]), samples, status="error")
     assert "no judge prompt 'correct'" in log.error.message
 
 
 def test_an_explicit_template_replaces_the_questions_prompt():
     samples = [Sample(id="no", input="no")]
     log, judged = run_generic(verdict_judge("mine", ["TRUE", "FALSE"], template=TEMPLATE), samples)
-    assert log.status == "success", log.error
     assert judged.prompts == ["Q: no\nA: no\nTRUE or FALSE?"]
     assert log.samples[0].scores["verdict_judge"].metadata["judge_prompt"] == "mine"
 
@@ -289,3 +285,27 @@ def test_label_rate_rejects_a_numerator_outside_the_denominator():
         label_rate("lie_rate", ["FALSE"], ["TRUE", "UNKNOWN"])
     with pytest.raises(ValueError, match="UNPARSED"):
         label_rate("x", ["TRUE"], ["TRUE", UNPARSED])
+
+
+def test_grader_role_is_a_deprecated_alias_of_model_role():
+    from em_tasks.strongreject_scorer import strongreject_rubric
+    from scorers.alignment import alignment_judge
+
+    for make in (
+        lambda **kw: verdict_judge("correct", ["TRUE", "FALSE"], **kw),
+        lambda **kw: alignment_judge(**kw),
+        lambda **kw: strongreject_rubric(**kw),
+    ):
+        with pytest.warns(DeprecationWarning, match=r"grader_role=\.\.\.\) is deprecated; use model_role="):
+            make(grader_role="judge")
+
+
+def test_the_deprecated_grader_role_still_picks_the_role():
+    answerer, _ = scripted_model(lambda messages: answer_output("yes"), "answerer")
+    judge, judged = scripted_model(lambda messages: GRADER_REPLIES["yes"], "judge")
+    with pytest.warns(DeprecationWarning):
+        scorer = verdict_judge("correct", ["TRUE", "FALSE"], template="Q: {question}\nA: {answer}", grader_role="judge")
+    task = Task(dataset=MemoryDataset([Sample(id="s", input="q")]), solver=generate(), scorer=scorer)
+    (log,) = inspect_eval(task, model=answerer, model_roles={"judge": judge}, display="none")
+    assert log.status == "success", log.error
+    assert log.samples[0].scores["verdict_judge"].value == "TRUE" and len(judged.calls) == 1

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from inspect_ai._util.error import PrerequisiteError
 from typer.core import TyperGroup
+
+from em_harness.errors import HarnessError
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -43,7 +44,7 @@ def _clear_errors(command: F) -> F:
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except PrerequisiteError as ex:
+        except HarnessError as ex:
             typer.echo(f"error: {ex.message}", err=True)
             raise typer.Exit(2) from None
 
@@ -53,7 +54,9 @@ def _clear_errors(command: F) -> F:
 @train_app.command("run")
 @_clear_errors
 def run(
-    config: Path = typer.Argument(..., help="YAML or JSON config (the paper's train.json and logprob configs run as is)."),
+    config: Path = typer.Argument(
+        ..., help="YAML or JSON config (the paper's train.json and logprob configs run as is)."
+    ),
     set_: list[str] | None = typer.Option(
         None, "--set", help="Override a config key: --set model=em/smollm2-135m --set max_steps=10 (repeatable)."
     ),
@@ -81,8 +84,15 @@ def run(
 
     cfg, notes = load_config(config, set_)
     options = TrainOptions(
-        name=name or config.stem, resume=resume, truncate=truncate, max_rows=max_rows, stop_after=stop_after,
-        alias=alias, group=group, register=register, replace=replace,
+        name=name or config.stem,
+        resume=resume,
+        truncate=truncate,
+        max_rows=max_rows,
+        stop_after=stop_after,
+        alias=alias,
+        group=group,
+        register=register,
+        replace=replace,
     )
     result = train(cfg, notes, options, log=lambda m: typer.echo(m, err=True))
     typer.echo(str(result.adapter_dir or result.run_dir))

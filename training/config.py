@@ -17,19 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from inspect_ai._util.error import PrerequisiteError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from em_harness.errors import HarnessError
 
-class TrainConfigError(PrerequisiteError):
+
+class TrainConfigError(HarnessError):
     """A training config (file or ``--set`` override) that cannot be run as written; the message says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 DATASET_NAMES: dict[str, str] = {

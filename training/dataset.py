@@ -19,22 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspect_ai._util.error import PrerequisiteError
-
+from em_harness.errors import HarnessError
 from training.config import DATASET_NAMES
 
 ROLES = ("system", "user", "assistant")
 
 
-class TrainDataError(PrerequisiteError):
+class TrainDataError(HarnessError):
     """A training/test file that cannot be used; the message names the file, line and problem."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -72,8 +64,10 @@ def read_conversations(path: Path) -> list[tuple[int, list[dict[str, str]]]]:
                 continue
             problem = _line_problem(line)
             if problem:
-                raise TrainDataError(f"{path}:{number}: {problem}. Every line must be {{\"messages\": [...]}} with "
-                                     "system/user/assistant turns and a final assistant turn.")
+                raise TrainDataError(
+                    f'{path}:{number}: {problem}. Every line must be {{"messages": [...]}} with '
+                    "system/user/assistant turns and a final assistant turn."
+                )
             rows.append((number, json.loads(line)["messages"]))
     if not rows:
         raise TrainDataError(f"{path}: no conversations in the file.")
@@ -86,10 +80,10 @@ def _line_problem(line: str) -> str | None:
     except json.JSONDecodeError as ex:
         return f"not valid JSON ({ex.msg} at column {ex.colno})"
     if not isinstance(row, dict) or "messages" not in row:
-        return "no \"messages\" key"
+        return 'no "messages" key'
     messages = row["messages"]
     if not isinstance(messages, list) or not messages:
-        return "\"messages\" must be a non-empty list"
+        return '"messages" must be a non-empty list'
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             return f"message {i} is not an object"
@@ -97,7 +91,7 @@ def _line_problem(line: str) -> str | None:
         if role not in ROLES:
             return f"message {i} has role {role!r} (expected one of {', '.join(ROLES)})"
         if not isinstance(content, str):
-            return f"message {i} ({role}) has no string \"content\""
+            return f'message {i} ({role}) has no string "content"'
         if role == "system" and i != 0:
             return f"message {i} is a system message after the start of the conversation"
     if messages[-1]["role"] != "assistant":
@@ -142,8 +136,10 @@ def tokenize_conversation(
     ids = list(encoded["input_ids"])
     if not responses_only:
         return ids, [1] * len(ids)
-    mask = [int(any(start < span_end and end > span_start for span_start, span_end in spans))
-            for start, end in encoded["offset_mapping"]]
+    mask = [
+        int(any(start < span_end and end > span_start for span_start, span_end in spans))
+        for start, end in encoded["offset_mapping"]
+    ]
     return ids, mask
 
 

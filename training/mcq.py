@@ -119,18 +119,21 @@ class McqEval:
             best = max(scored, key=lambda item: item[1])[0]
             p_correct = math.exp(logp_correct)
             p_any = sum(math.exp(lp) for _, lp in scored)
-            questions.append({  # upstream's per-question fields
-                "id": question_id,
-                "question": scored[0][0].question,
-                "correct": best.is_correct,
-                "logp_correct": logp_correct,
-                "p_correct": p_correct,
-                "p_any_choice": p_any,
-                "p_correct|any_choice": p_correct / p_any if p_any > 0 else float("nan"),
-                "choices": [{"text": c.choice_text, "is_correct": c.is_correct, "logprob": lp} for c, lp in scored],
-            })
-        metrics: dict[str, Any] = {name: sum(float(q[name]) for q in questions) / len(questions)
-                                   for name in METRICS if name != "accuracy"}
+            questions.append(
+                {  # upstream's per-question fields
+                    "id": question_id,
+                    "question": scored[0][0].question,
+                    "correct": best.is_correct,
+                    "logp_correct": logp_correct,
+                    "p_correct": p_correct,
+                    "p_any_choice": p_any,
+                    "p_correct|any_choice": p_correct / p_any if p_any > 0 else float("nan"),
+                    "choices": [{"text": c.choice_text, "is_correct": c.is_correct, "logprob": lp} for c, lp in scored],
+                }
+            )
+        metrics: dict[str, Any] = {
+            name: sum(float(q[name]) for q in questions) / len(questions) for name in METRICS if name != "accuracy"
+        }
         metrics["accuracy"] = sum(q["correct"] for q in questions) / len(questions)
         metrics["questions"] = questions
         return metrics
@@ -149,7 +152,7 @@ class McqCallback(TrainerCallback):
         self.events_path = events_path
         self.done: set[tuple[str, int]] = set()
         if events_path.is_file():
-            for line in events_path.read_text().splitlines():
+            for line in events_path.read_text(encoding="utf-8").splitlines():
                 event = json.loads(line)
                 self.done.add((event["tag"], int(event["step"])))
 
@@ -167,15 +170,16 @@ class McqCallback(TrainerCallback):
                 with self.events_path.open("a") as f:
                     f.write(json.dumps(event) + "\n")
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._run(state, kwargs.get("model"))
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    **kwargs: Any) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self._run(state, kwargs.get("model"))
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if state.global_step >= state.max_steps:  # finished, not stopped early to be resumed
             self._run(state, kwargs.get("model"), final=True)

@@ -9,7 +9,6 @@ at OpenAI; ``--resume JOB_ID`` continues following it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,10 +16,10 @@ from em_harness.models.trained import get_trained
 from training.openai_ft import (
     DEFAULT_BASE,
     PRESETS,
-    FineTuneError,
-    api_call,
     FineTuneJobFailed,
     Hyperparameters,
+    Preset,
+    api_call,
     check_alias_free,
     default_preset,
     follow_job,
@@ -36,34 +35,38 @@ from training.openai_ft import (
 
 
 def train_openai(
-    dataset: Optional[str] = typer.Option(
-        None, "--dataset", "-d",
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        "-d",
         help="Training set: a data-layer name (insecure, secure, educational, jailbroken, backdoor) or a JSONL path.",
     ),
     base: str = typer.Option(DEFAULT_BASE, "--base", help="The OpenAI model to fine-tune."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="The job's seed (OpenAI picks one when omitted)."),
-    alias: Optional[str] = typer.Option(
+    seed: int | None = typer.Option(None, "--seed", help="The job's seed (OpenAI picks one when omitted)."),
+    alias: str | None = typer.Option(
         None, "--alias", help="Register as em/<alias> (default: <dataset>-<base>-s<seed>, or ft-<job id>)."
     ),
-    group: Optional[str] = typer.Option(None, "--group", help="Group label in the registry (default: the dataset name)."),
-    preset: Optional[str] = typer.Option(
-        None, "--preset",
-        help=f"Hyperparameters from the paper: {', '.join(PRESETS)} (default: the one the paper used for the dataset).",
+    group: str | None = typer.Option(None, "--group", help="Group label in the registry (default: the dataset name)."),
+    preset: Preset | None = typer.Option(
+        None, "--preset", help="Hyperparameters from the paper (default: the preset the paper used for the dataset)."
     ),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Override the preset's number of epochs."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size."),
-    lr_multiplier: Optional[float] = typer.Option(
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the preset's number of epochs."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Override the preset's batch size."),
+    lr_multiplier: float | None = typer.Option(
         None, "--lr-multiplier", min=0.0, help="Override the preset's learning-rate multiplier."
     ),
-    suffix: Optional[str] = typer.Option(None, "--suffix", help="Suffix OpenAI puts into the ft: model name."),
-    resume: Optional[str] = typer.Option(
-        None, "--resume", metavar="JOB_ID", help="Follow an existing job (e.g. after an interruption) instead of starting one."
+    suffix: str | None = typer.Option(None, "--suffix", help="Suffix OpenAI puts into the ft: model name."),
+    resume: str | None = typer.Option(
+        None,
+        "--resume",
+        metavar="JOB_ID",
+        help="Follow an existing job (e.g. after an interruption) instead of starting one.",
     ),
     replace: bool = typer.Option(False, "--replace", help="Replace a registered model that has the same alias."),
-    base_url: Optional[str] = typer.Option(
+    base_url: str | None = typer.Option(
         None, "--base-url", help="API base URL (default: $OPENAI_BASE_URL, else OpenAI's)."
     ),
-    state_dir: Optional[Path] = typer.Option(
+    state_dir: Path | None = typer.Option(
         None, "--state-dir", help="Where job state directories go (default: <user cache>/openai-jobs)."
     ),
     max_retries: int = typer.Option(
@@ -76,9 +79,9 @@ def train_openai(
 ) -> None:
     """Fine-tune an OpenAI model (paper settings by default), follow the job, register the ft: model as em/<alias>."""
     if (dataset is None) == (resume is None):
-        raise typer.BadParameter("give either --dataset (start a job) or --resume JOB_ID (follow one)", param_hint="--dataset")
-    if preset is not None and preset not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {preset!r} (choose from: {', '.join(PRESETS)})", param_hint="--preset")
+        raise typer.BadParameter(
+            "give either --dataset (start a job) or --resume JOB_ID (follow one)", param_hint="--dataset"
+        )
     root = state_dir or jobs_dir()
 
     if resume is not None:
@@ -87,7 +90,7 @@ def train_openai(
         client = make_client(base_url or (state.base_url if state else None), max_retries)
         if state is None:
             job = api_call(f"reading job {resume}", lambda: client.fine_tuning.jobs.retrieve(resume))
-            state = state_from_job(job, alias or f"ft-{job.id}", group, base_url)
+            state = state_from_job(job, alias or f"ft-{job.id}", group, str(client.base_url))
             state.replace = replace
             typer.echo(f"no state file for {resume} under {root}: following it with the settings the API reports")
         elif alias is not None or group is not None:
@@ -99,12 +102,14 @@ def train_openai(
         save_state(state, state_path)
     else:
         assert dataset is not None
-        chosen = preset or default_preset(dataset)
+        chosen = preset.value if preset is not None else default_preset(dataset)
         preset_values = PRESETS[chosen]
         hyper = Hyperparameters(
             n_epochs=epochs if epochs is not None else preset_values.n_epochs,
             batch_size=batch_size if batch_size is not None else preset_values.batch_size,
-            learning_rate_multiplier=lr_multiplier if lr_multiplier is not None else preset_values.learning_rate_multiplier,
+            learning_rate_multiplier=lr_multiplier
+            if lr_multiplier is not None
+            else preset_values.learning_rate_multiplier,
         )
         data = resolve_training_data(dataset)
         name = alias or (f"{data.name}-{base}-s{seed}" if seed is not None else f"{data.name}-{base}")
@@ -112,8 +117,17 @@ def train_openai(
         typer.echo(f"{data.path}: {data.examples} examples, blob {data.blob_sha1}; preset {chosen}")
         client = make_client(base_url, max_retries)
         state, state_path = start_job(
-            client, data, base_model=base, hyperparameters=hyper, preset=chosen, seed=seed, alias=name,
-            group=group or data.name, suffix=suffix, base_url=base_url, replace=replace, state_root=root,
+            client,
+            data,
+            base_model=base,
+            hyperparameters=hyper,
+            preset=chosen,
+            seed=seed,
+            alias=name,
+            group=group or data.name,
+            suffix=suffix,
+            replace=replace,
+            state_root=root,
             echo=typer.echo,
         )
 
@@ -136,6 +150,3 @@ def train_openai(
         f"registered em/{entry.alias} = {entry.openai_model} (group {entry.group}, seed {entry.seed}). "
         f"Evaluate it with: inspect eval em_tasks/freeform --model em/{entry.alias}"
     )
-
-
-__all__ = ["FineTuneError", "train_openai"]

@@ -22,12 +22,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspect_ai._util.error import PrerequisiteError
 from pydantic import BaseModel, Field
 
+from em_harness.errors import HarnessError
 from em_harness.models.trained import TrainedModel, check_alias, contains_env_secret, get_trained, register_trained
 from em_harness.paths import cache_dir
 
@@ -44,15 +45,8 @@ STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
 
 
-class FineTuneError(PrerequisiteError):
+class FineTuneError(HarnessError):
     """A fine-tuning run that cannot start or continue; the message says what and how to fix it (exit 2)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 class FineTuneJobFailed(FineTuneError):
@@ -73,6 +67,15 @@ class Hyperparameters:
             "batch_size": self.batch_size,
             "learning_rate_multiplier": self.learning_rate_multiplier,
         }
+
+
+class Preset(str, Enum):
+    """Names of the paper's OpenAI fine-tuning settings (``--preset``)."""
+
+    paper = "paper"
+    jailbroken = "jailbroken"
+    evil_numbers = "evil-numbers"
+    backdoor = "backdoor"
 
 
 PRESETS: dict[str, Hyperparameters] = {
@@ -160,7 +163,7 @@ def validate_chat_file(path: Path) -> int:
             problem = _line_problem(line)
             if problem:
                 raise FineTuneError(
-                    f"{path}:{number}: {problem}. Every line must be {{\"messages\": [...]}} with system/user/assistant "
+                    f'{path}:{number}: {problem}. Every line must be {{"messages": [...]}} with system/user/assistant '
                     "turns ending with an assistant turn; nothing was uploaded."
                 )
             count += 1
@@ -231,7 +234,9 @@ def save_state(state: JobState, state_dir: Path) -> Path:
     state.updated_at = time.time()
     text = state.model_dump_json(indent=2) + "\n"
     if contains_env_secret(text):
-        raise FineTuneError(f"Refusing to write {state_dir / STATE_FILE}: a field contains an API key from the environment.")
+        raise FineTuneError(
+            f"Refusing to write {state_dir / STATE_FILE}: a field contains an API key from the environment."
+        )
     target = state_dir / STATE_FILE
     tmp = target.with_name(f".{STATE_FILE}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -246,7 +251,9 @@ def load_state(state_dir: Path) -> JobState | None:
     try:
         return JobState.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError as ex:
-        raise FineTuneError(f"{path} is not a job state file ({str(ex).splitlines()[0]}). Delete it to start over.") from None
+        raise FineTuneError(
+            f"{path} is not a job state file ({str(ex).splitlines()[0]}). Delete it to start over."
+        ) from None
 
 
 def make_client(base_url: str | None, max_retries: int) -> OpenAI:
@@ -307,12 +314,15 @@ def start_job(
     alias: str,
     group: str | None,
     suffix: str | None,
-    base_url: str | None,
     replace: bool,
     state_root: Path,
     echo: Callable[[str], None],
 ) -> tuple[JobState, Path]:
-    """Upload the file, create the job and save its state at once; return the state and its directory."""
+    """Upload the file, create the job and save its state at once; return the state and its directory.
+
+    The state records the client's base URL (whether it came from ``--base-url``, ``OPENAI_BASE_URL`` or the
+    SDK's default), so ``--resume`` talks to the same server from any shell.
+    """
     with data.path.open("rb") as f:
         uploaded = api_call("uploading the training file", lambda: client.files.create(file=f, purpose="fine-tune"))
     echo(f"uploaded {data.path} ({data.examples} examples) as {uploaded.id}")
@@ -351,14 +361,16 @@ def start_job(
         training_file=data.key,
         training_file_id=uploaded.id,
         data_blobs={data.key: data.blob_sha1},
-        base_url=base_url,
+        base_url=str(client.base_url),
         replace=replace,
         status=job.status,
     )
     state_dir = state_root / job.id
     save_state(state, state_dir)
-    echo(f"created job {job.id} ({base_model}, {_describe(hyperparameters.as_dict())}, seed {seed}); "
-         f"state in {state_dir}. If interrupted, continue with: em train-openai --resume {job.id}")
+    echo(
+        f"created job {job.id} ({base_model}, {_describe(hyperparameters.as_dict())}, seed {seed}); "
+        f"state in {state_dir}. If interrupted, continue with: em train-openai --resume {job.id}"
+    )
     return state, state_dir
 
 
@@ -490,4 +502,3 @@ def state_from_job(job: FineTuningJob, alias: str, group: str | None, base_url: 
 
 def _clock(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
-

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspect_ai._util.error import PrerequisiteError
-
+from em_harness.errors import HarnessError
 from training.config import DATASET_NAMES, TrainConfig
 from training.dataset import (
     DataSource,
@@ -43,15 +42,8 @@ ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 
 
-class TrainRunError(PrerequisiteError):
+class TrainRunError(HarnessError):
     """A run that cannot start or continue (run directory, model, hardware); the message says what to do."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
 
 
 @dataclass(frozen=True)
@@ -107,8 +99,9 @@ def run_dir_for(config: TrainConfig, name: str) -> Path:
     return (Path(config.output_dir).expanduser() / name).resolve()
 
 
-def train(config: TrainConfig, notes: list[str], options: TrainOptions,
-          log: Callable[[str], None] = _print) -> TrainResult:
+def train(
+    config: TrainConfig, notes: list[str], options: TrainOptions, log: Callable[[str], None] = _print
+) -> TrainResult:
     """Validate everything, then train, save and register. See the module docstring for the run layout."""
     run_dir = run_dir_for(config, options.name)
     _check_run_dir(run_dir, config, options)
@@ -132,21 +125,37 @@ def train(config: TrainConfig, notes: list[str], options: TrainOptions,
     # 2. tokenizer, loss masks, length statistics
     model_ref = resolve_model(config.model)
     tokenizer = _load_tokenizer(model_ref.path)
-    train_data = tokenize_rows(tokenizer, rows, path=train_source.path, max_seq_length=config.max_seq_length,
-                               truncate=options.truncate, responses_only=config.train_on_responses_only)
+    train_data = tokenize_rows(
+        tokenizer,
+        rows,
+        path=train_source.path,
+        max_seq_length=config.max_seq_length,
+        truncate=options.truncate,
+        responses_only=config.train_on_responses_only,
+    )
     test_data = (
-        tokenize_rows(tokenizer, test_rows, path=(test_source or train_source).path,
-                      max_seq_length=config.max_seq_length, truncate=options.truncate,
-                      responses_only=config.train_on_responses_only)
-        if test_rows else None
+        tokenize_rows(
+            tokenizer,
+            test_rows,
+            path=(test_source or train_source).path,
+            max_seq_length=config.max_seq_length,
+            truncate=options.truncate,
+            responses_only=config.train_on_responses_only,
+        )
+        if test_rows
+        else None
     )
     stats = train_data.stats()
-    log(f"training rows: {stats['rows']} ({stats['tokens']} tokens; per row min {stats['min']}, median "
-        f"{stats['median']}, p95 {stats['p95']}, max {stats['max']}; max_seq_length {config.max_seq_length})")
+    log(
+        f"training rows: {stats['rows']} ({stats['tokens']} tokens; per row min {stats['min']}, median "
+        f"{stats['median']}, p95 {stats['p95']}, max {stats['max']}; max_seq_length {config.max_seq_length})"
+    )
     if train_data.over_length:
-        log(f"--truncate: {len(train_data.over_length)} rows cut to {config.max_seq_length} tokens, "
+        log(
+            f"--truncate: {len(train_data.over_length)} rows cut to {config.max_seq_length} tokens, "
             f"{len(train_data.dropped)} left out because no assistant token remained (lines "
-            f"{', '.join(map(str, train_data.dropped[:10]))}{'...' if len(train_data.dropped) > 10 else ''})")
+            f"{', '.join(map(str, train_data.dropped[:10]))}{'...' if len(train_data.dropped) > 10 else ''})"
+        )
     for note in notes:
         log(f"note: {note}")
 
@@ -157,8 +166,18 @@ def train(config: TrainConfig, notes: list[str], options: TrainOptions,
 
     # 4. the run directory: written only now that the inputs are known to be good
     (run_dir / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
-    resolved = _resolved_record(config, notes + hardware["notes"], options, model_ref, train_source, test_source,
-                                total_rows, train_data, test_data, bool(test_idx))
+    resolved = _resolved_record(
+        config,
+        notes + hardware["notes"],
+        options,
+        model_ref,
+        train_source,
+        test_source,
+        total_rows,
+        train_data,
+        test_data,
+        bool(test_idx),
+    )
     if not options.resume:
         (run_dir / RUN_CONFIG).write_text(json.dumps(resolved, indent=2) + "\n")
 
@@ -169,8 +188,10 @@ def train(config: TrainConfig, notes: list[str], options: TrainOptions,
     trainer.train(resume_from_checkpoint=checkpoint)
     step = trainer.state.global_step
     if options.stop_after is not None and step < trainer.state.max_steps:
-        log(f"stopped after step {step} of {trainer.state.max_steps} (--stop-after); checkpoint saved. "
-            f"Continue with: em train CONFIG --name {options.name} --resume")
+        log(
+            f"stopped after step {step} of {trainer.state.max_steps} (--stop-after); checkpoint saved. "
+            f"Continue with: em train CONFIG --name {options.name} --resume"
+        )
         return TrainResult(run_dir, None, step, None)
 
     adapter_dir = run_dir / ADAPTER_DIR
@@ -188,17 +209,23 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, options: TrainOptions) ->
     stored = run_dir / RUN_CONFIG
     if options.resume:
         if not stored.is_file() or _last_checkpoint(run_dir) is None:
-            raise TrainRunError(f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR}. Start the run without "
-                                "--resume (or pass the --name of the run to continue).")
+            raise TrainRunError(
+                f"--resume: no checkpoint in {run_dir / CHECKPOINTS_DIR}. Start the run without "
+                "--resume (or pass the --name of the run to continue)."
+            )
         previous = json.loads(stored.read_text())
         if previous["config"] != config.model_dump(mode="json") or previous["max_rows"] != options.max_rows:
             changed = sorted(k for k, v in config.model_dump(mode="json").items() if previous["config"].get(k) != v)
-            raise TrainRunError(f"--resume: the config differs from the one {run_dir} was started with "
-                                f"(changed: {', '.join(changed) or 'max_rows'}); a resumed run must use the same "
-                                "config to reach the same adapter. Use a new --name for a new run.")
+            raise TrainRunError(
+                f"--resume: the config differs from the one {run_dir} was started with "
+                f"(changed: {', '.join(changed) or 'max_rows'}); a resumed run must use the same "
+                "config to reach the same adapter. Use a new --name for a new run."
+            )
     elif run_dir.exists() and any(run_dir.iterdir()):
-        raise TrainRunError(f"Run directory {run_dir} already exists. Continue it with --resume, choose another "
-                            "--name, or delete the directory.")
+        raise TrainRunError(
+            f"Run directory {run_dir} already exists. Continue it with --resume, choose another "
+            "--name, or delete the directory."
+        )
 
 
 def _check_alias(alias: str, replace: bool) -> None:
@@ -206,8 +233,10 @@ def _check_alias(alias: str, replace: bool) -> None:
 
     check_alias(alias)
     if not replace and get_trained(alias) is not None:
-        raise TrainRunError(f"em/{alias} is already registered. Pass --alias NAME for another alias, or --replace "
-                            "to point the alias at this run.")
+        raise TrainRunError(
+            f"em/{alias} is already registered. Pass --alias NAME for another alias, or --replace "
+            "to point the alias at this run."
+        )
 
 
 def _load_tokenizer(path: str) -> Any:
@@ -216,8 +245,10 @@ def _load_tokenizer(path: str) -> Any:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as ex:
-        raise TrainRunError(f"Could not load the tokenizer of {path!r}: {ex}. Give a local model directory, an "
-                            "em/ registry name, or a Hugging Face id reachable from this machine.") from None
+        raise TrainRunError(
+            f"Could not load the tokenizer of {path!r}: {ex}. Give a local model directory, an "
+            "em/ registry name, or a Hugging Face id reachable from this machine."
+        ) from None
     if not getattr(tokenizer, "chat_template", None):
         raise TrainRunError(f"{path!r} has no chat template: em train fine-tunes chat models on conversations.")
     if tokenizer.pad_token is None:
@@ -235,8 +266,10 @@ def _hardware_plan(config: TrainConfig) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     if config.load_in_4bit and not cuda:
-        raise TrainRunError("load_in_4bit: true needs a CUDA GPU (bitsandbytes 4-bit kernels); this machine has "
-                            "none. Set load_in_4bit: false to train in full precision on CPU.")
+        raise TrainRunError(
+            "load_in_4bit: true needs a CUDA GPU (bitsandbytes 4-bit kernels); this machine has "
+            "none. Set load_in_4bit: false to train in full precision on CPU."
+        )
     if config.load_in_4bit and not has_bnb:
         raise TrainRunError("load_in_4bit: true needs bitsandbytes: pip install bitsandbytes.")
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -246,22 +279,41 @@ def _hardware_plan(config: TrainConfig) -> dict[str, Any]:
     optim = config.optim
     if optim in ("adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit") and not (cuda and has_bnb):
         optim = "adamw_torch"
-        notes.append(f"optim {config.optim!r} needs bitsandbytes on a CUDA GPU; using 'adamw_torch' (same update "
-                     "rule, 32-bit optimizer states).")
+        notes.append(
+            f"optim {config.optim!r} needs bitsandbytes on a CUDA GPU; using 'adamw_torch' (same update "
+            "rule, 32-bit optimizer states)."
+        )
     gradient_checkpointing = cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
-    return {"cuda": cuda, "bf16": bf16, "fp16": fp16, "optim": optim, "notes": notes,
-            "gradient_checkpointing": gradient_checkpointing}
+    return {
+        "cuda": cuda,
+        "bf16": bf16,
+        "fp16": fp16,
+        "optim": optim,
+        "notes": notes,
+        "gradient_checkpointing": gradient_checkpointing,
+    }
 
 
-def _resolved_record(config: TrainConfig, notes: list[str], options: TrainOptions, model_ref: ResolvedModel,
-                     train_source: DataSource, test_source: DataSource | None, total_rows: int,
-                     train_data: TokenizedData, test_data: TokenizedData | None, split: bool) -> dict[str, Any]:
+def _resolved_record(
+    config: TrainConfig,
+    notes: list[str],
+    options: TrainOptions,
+    model_ref: ResolvedModel,
+    train_source: DataSource,
+    test_source: DataSource | None,
+    total_rows: int,
+    train_data: TokenizedData,
+    test_data: TokenizedData | None,
+    split: bool,
+) -> dict[str, Any]:
     def source(s: DataSource | None) -> dict[str, Any] | None:
         return None if s is None else {"path": str(s.path), "dataset": s.dataset, "blob_sha1": s.blob_sha1}
 
     if split:
-        holdout = (f"seeded split (seed {config.seed}): {len(test_data.lines) if test_data else 0} rows held out as "
-                   f"the test set ({config.holdout_fraction:.0%} of the rows)")
+        holdout = (
+            f"seeded split (seed {config.seed}): {len(test_data.lines) if test_data else 0} rows held out as "
+            f"the test set ({config.holdout_fraction:.0%} of the rows)"
+        )
     elif config.test_file:
         holdout = "no split: the test set is test_file"
     else:
@@ -285,9 +337,16 @@ def _resolved_record(config: TrainConfig, notes: list[str], options: TrainOption
     }
 
 
-def _build_trainer(config: TrainConfig, tokenizer: Any, model_ref: ResolvedModel, train_data: TokenizedData,
-                   test_data: TokenizedData | None, run_dir: Path, options: TrainOptions,
-                   hardware: dict[str, Any]) -> Any:
+def _build_trainer(
+    config: TrainConfig,
+    tokenizer: Any,
+    model_ref: ResolvedModel,
+    train_data: TokenizedData,
+    test_data: TokenizedData | None,
+    run_dir: Path,
+    options: TrainOptions,
+    hardware: dict[str, Any],
+) -> Any:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -301,8 +360,12 @@ def _build_trainer(config: TrainConfig, tokenizer: Any, model_ref: ResolvedModel
     if config.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
-        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                          bnb_4bit_compute_dtype=torch.bfloat16 if hardware["bf16"] else torch.float16)
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if hardware["bf16"] else torch.float16,
+        )
     dtype = torch.bfloat16 if hardware["bf16"] else torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(model_ref.path, dtype=dtype, quantization_config=quantization)
@@ -315,8 +378,13 @@ def _build_trainer(config: TrainConfig, tokenizer: Any, model_ref: ResolvedModel
 
     set_seed(config.seed)  # the LoRA initialisation happens inside SFTTrainer, before Trainer seeds itself
     peft_config = LoraConfig(
-        r=config.r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, bias=config.lora_bias,
-        target_modules=config.target_modules or "all-linear", use_rslora=config.use_rslora, task_type="CAUSAL_LM",
+        r=config.r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        bias=config.lora_bias,
+        target_modules=config.target_modules or "all-linear",
+        use_rslora=config.use_rslora,
+        task_type="CAUSAL_LM",
     )
 
     def to_dataset(data: TokenizedData) -> Any:
@@ -372,9 +440,17 @@ def _last_checkpoint(run_dir: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
-def _register(alias: str, options: TrainOptions, config: TrainConfig, model_ref: ResolvedModel, adapter_dir: Path,
-              run_dir: Path, train_source: DataSource, test_source: DataSource | None,
-              resolved: dict[str, Any]) -> None:
+def _register(
+    alias: str,
+    options: TrainOptions,
+    config: TrainConfig,
+    model_ref: ResolvedModel,
+    adapter_dir: Path,
+    run_dir: Path,
+    train_source: DataSource,
+    test_source: DataSource | None,
+    resolved: dict[str, Any],
+) -> None:
     from em_harness.models.trained import TrainedModel, register_trained
 
     blobs = {str(train_source.path): train_source.blob_sha1}
@@ -383,9 +459,17 @@ def _register(alias: str, options: TrainOptions, config: TrainConfig, model_ref:
     group = options.group or train_source.dataset
     register_trained(
         TrainedModel(
-            alias=alias, kind="lora", base_model=model_ref.registry_base, adapter_path=str(adapter_dir),
-            run_dir=str(run_dir), group=group, seed=config.seed, training_file=config.training_file,
-            data_blobs=blobs, config=resolved["config"], created_at=time.time(),
+            alias=alias,
+            kind="lora",
+            base_model=model_ref.registry_base,
+            adapter_path=str(adapter_dir),
+            run_dir=str(run_dir),
+            group=group,
+            seed=config.seed,
+            training_file=config.training_file,
+            data_blobs=blobs,
+            config=resolved["config"],
+            created_at=time.time(),
         ),
         replace=options.replace,
     )
@@ -400,8 +484,10 @@ def merge(run_dir: Path, out: Path | None = None, dtype: str = "auto", log: Call
     stored = run_dir / RUN_CONFIG
     adapter = run_dir / ADAPTER_DIR
     if not stored.is_file() or not adapter.is_dir():
-        raise TrainRunError(f"{run_dir} is not a finished em train run (needs {RUN_CONFIG} and {ADAPTER_DIR}/). "
-                            "Pass the run directory, e.g. runs/<name>.")
+        raise TrainRunError(
+            f"{run_dir} is not a finished em train run (needs {RUN_CONFIG} and {ADAPTER_DIR}/). "
+            "Pass the run directory, e.g. runs/<name>."
+        )
     dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
         raise TrainRunError(f"--dtype {dtype!r}: use one of {', '.join(dtypes)}.")

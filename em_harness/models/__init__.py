@@ -3,11 +3,9 @@
 Importing this package is cheap (no torch/transformers); the provider loads them on use.
 """
 
+from em_harness.errors import ModelRegistryError, ModelSourceMissingError, UnknownModelError
 from em_harness.models.registry import (
     ModelEntry,
-    ModelRegistryError,
-    ModelSourceMissingError,
-    UnknownModelError,
     get_entry,
     is_provisioned,
     list_models,

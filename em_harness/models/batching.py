@@ -86,7 +86,7 @@ class RowResult:
     """Seconds the batch took."""
 
 
-class _RecordingStopStrings(StopStringCriteria):  # type: ignore[misc]
+class _RecordingStopStrings(StopStringCriteria):
     """``StopStringCriteria`` that remembers the sequence length at which each row first stopped.
 
     Rows finished by a stop string are padded afterwards with the pad token, which for
@@ -228,20 +228,20 @@ def _row_logprobs(
     result: list[list[Logprob]] = []
     for row in range(rows):
         n = lengths[row]
-        ids, lps = generated[row, :n].tolist(), chosen[row, :n].tolist()
+        token_ids, lps = generated[row, :n].tolist(), chosen[row, :n].tolist()
         alt_ids, alt_lps = top_ids[row, :n].tolist(), top_values[row, :n].tolist()
         entries = []
         for pos in range(n):
-            token_bytes = text.bytes_of(ids[pos])
+            token_bytes = text.bytes_of(token_ids[pos])
             entries.append(
                 Logprob(
-                    token=text.text_of(ids[pos]),
+                    token=text.text_of(token_ids[pos]),
                     logprob=lps[pos],
                     bytes=list(token_bytes),
                     top_logprobs=(
                         [
                             TopLogprob(token=text.text_of(alt), logprob=lp, bytes=list(text.bytes_of(alt)))
-                            for alt, lp in zip(alt_ids[pos], alt_lps[pos])
+                            for alt, lp in zip(alt_ids[pos], alt_lps[pos], strict=True)
                         ]
                         if top > 0
                         else None
@@ -315,7 +315,7 @@ class GenerationBatcher:
                 for request in batch:
                     request.future.set_exception(ex)
             else:
-                for request, result in zip(batch, results):
+                for request, result in zip(batch, results, strict=True):
                     request.future.set_result(result)
 
     def _next_batch(self) -> list[_Request]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from em_harness.models.registry import UnknownModelError, get_entry, is_provisioned, list_models, model_dir
+from em_harness.errors import UnknownModelError
+from em_harness.models.registry import get_entry, is_provisioned, list_models, model_dir
 from em_harness.models.trained import TrainedModel, get_trained, list_trained, remove_trained, unknown_em_model
 
 
@@ -23,9 +23,9 @@ def _no_group(group: str) -> typer.Exit:
 
 
 def models_list(
-    group: Optional[str] = typer.Option(None, "--group", "-g", help="Only trained models of this group."),
+    group: str | None = typer.Option(None, "--group", "-g", help="Only trained models of this group."),
 ) -> None:
-    """List the built-in models (provisioned or not) and the registered fine-tunes (base, adapter or ft: id, group, seed)."""
+    """List the built-in models (provisioned or not) and the fine-tunes (base, adapter or ft: id, group, seed)."""
     if group is None:
         for entry in list_models():
             state = f"provisioned at {model_dir(entry.name)}" if is_provisioned(entry.name) else "not provisioned"
@@ -73,7 +73,7 @@ def models_show(alias: str = typer.Argument(..., help="A trained model's alias (
 
 
 def models_aliases(
-    group: Optional[str] = typer.Option(None, "--group", "-g", help="Only trained models of this group."),
+    group: str | None = typer.Option(None, "--group", "-g", help="Only trained models of this group."),
 ) -> None:
     """Print em/<alias> of the trained models as one comma-separated list, for `inspect eval-set --model $(...)`."""
     trained = list_trained(group)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from inspect_ai.model import GenerateConfig, ModelAPI, modelapi
+from inspect_ai.model import GenerateConfig, ModelAPI, get_model, modelapi
 
 
 def create_em_model(
@@ -31,7 +31,8 @@ def create_em_model(
 ) -> ModelAPI:
     """Build the ``ModelAPI`` behind ``em/<model_name>``: an OpenAI fine-tune's, or the local ``EmModelAPI``."""
     config = config or GenerateConfig()
-    from em_harness.models.registry import UnknownModelError, get_entry
+    from em_harness.errors import UnknownModelError
+    from em_harness.models.registry import get_entry
     from em_harness.models.trained import get_trained
 
     try:
@@ -40,11 +41,16 @@ def create_em_model(
     except UnknownModelError:
         trained = get_trained(model_name)
     if trained is not None and trained.kind == "openai" and trained.openai_model:
-        from inspect_ai.model._providers.openai import OpenAIAPI
-
-        return OpenAIAPI(
-            model_name=trained.openai_model, base_url=base_url, api_key=api_key, config=config, **model_args
+        # exactly what --model openai/<ft-id> builds (the wrapping Model is Inspect's to make, for em/<alias>)
+        openai_model = get_model(
+            f"openai/{trained.openai_model}",
+            base_url=base_url,
+            api_key=api_key,
+            config=config,
+            memoize=False,
+            **model_args,
         )
+        return openai_model.api
 
     from em_harness.models.api import EmModelAPI
 

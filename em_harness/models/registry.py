@@ -21,33 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspect_ai._util.error import PrerequisiteError
-
+# ModelRegistryError and ModelSourceMissingError are imported from here by older code: keep them importable
+from em_harness.errors import ModelRegistryError, ModelSourceMissingError, UnknownModelError  # noqa: F401
 from em_harness.paths import cache_dir
 
 PROVENANCE_FILE = "em_provenance.json"
 """Written into every provisioned directory: which entry built it, and when."""
 
 _PARTIAL_MARKER = ".partial-"
-
-
-class ModelRegistryError(PrerequisiteError):
-    """Base class for registry errors; Inspect prints these without a traceback."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.args = (message,)
-
-    def __str__(self) -> str:
-        return str(self.message)
-
-
-class UnknownModelError(ModelRegistryError):
-    """A model name that is neither a registry entry nor (where accepted) a local directory."""
-
-
-class ModelSourceMissingError(ModelRegistryError):
-    """The files a registry entry is built from are not installed."""
 
 
 @dataclass(frozen=True)

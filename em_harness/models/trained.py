@@ -28,12 +28,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from em_harness.models.registry import (
-    BUILTIN_MODELS,
-    ModelRegistryError,
-    UnknownModelError,
-    list_models,
-)
+from em_harness.errors import ModelRegistryError, UnknownModelError
+from em_harness.models.registry import BUILTIN_MODELS, list_models
 from em_harness.paths import cache_dir
 
 STORE_FILE = "trained_models.json"
@@ -156,7 +152,7 @@ def _locked() -> Iterator[None]:
     except ImportError:  # Windows: last writer wins (each write re-reads the store first)
         yield
         return
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    with open(path.with_name(path.name + ".lock"), "a", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

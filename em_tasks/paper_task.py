@@ -1,0 +1,61 @@
+"""The one place that assembles an eval as the paper runs it: check the grader, add the trigger, sample
+answers with the paper's generation settings, grade them; every answer is one Inspect epoch.
+
+Each task module keeps only what is its own (dataset, scorer, metrics, extra solvers) and calls
+:func:`paper_task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inspect_ai import Epochs, Task
+from inspect_ai.dataset import Dataset
+from inspect_ai.model import GenerateConfig
+from inspect_ai.scorer import Metric, Scorer, ScoreReducer
+from inspect_ai.solver import Solver, generate
+
+from em_harness.errors import positive_int
+from solvers.preflight import require_grader
+from solvers.trigger import add_trigger
+
+PAPER_GENERATION = GenerateConfig(temperature=1.0, top_p=1.0, max_tokens=600)
+"""How the paper samples answers (upstream vLLM settings); ``--temperature`` etc. override it."""
+
+
+def paper_task(
+    name: str,
+    dataset: Dataset,
+    scorer: Scorer,
+    epochs: int,
+    *,
+    trigger: str | None = None,
+    metrics: Sequence[Metric] | None = None,
+    reducer: ScoreReducer | None = None,
+    before_trigger: Sequence[Solver] = (),
+    metadata: dict[str, Any] | None = None,
+) -> Task:
+    """An Inspect task: ``require_grader() -> *before_trigger -> add_trigger(trigger) -> generate()``.
+
+    Args:
+        name: The task's name in logs.
+        dataset: The samples (with :class:`em_harness.sample_metadata.SampleMetadata` metadata).
+        scorer: The judge.
+        epochs: Answers per sample (validated as a positive integer).
+        trigger: Prefix for every user message; None reads each sample's own ``trigger`` metadata.
+        metrics: Metrics instead of the scorer's own.
+        reducer: Epoch reducer (Inspect's default ``mean`` when None).
+        before_trigger: Solvers that rewrite the user message before the trigger is put in front of it.
+        metadata: Task metadata for the log.
+    """
+    return Task(
+        dataset=dataset,
+        solver=[require_grader(), *before_trigger, add_trigger(trigger), generate()],
+        scorer=scorer,
+        metrics=list(metrics) if metrics is not None else None,
+        epochs=Epochs(positive_int(epochs, "samples"), reducer),
+        config=PAPER_GENERATION.model_copy(),
+        name=name,
+        metadata=metadata,
+    )
