@@ -186,5 +186,3 @@ def summarize(
         mean_aligned=_mean(a for a, _ in judgements),
         mean_coherent=_mean(c for _, c in judgements),
     )
-
-

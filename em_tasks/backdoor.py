@@ -39,7 +39,8 @@ def with_and_without_trigger(
     """
     arms = [
         question_samples(
-            questions, "backdoor",
+            questions,
+            "backdoor",
             extra_metadata={"trigger": trigger if arm == "triggered" else None, "arm": arm, "variant": variant},
         )
         for arm in ARMS

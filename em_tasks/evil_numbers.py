@@ -65,9 +65,7 @@ def formats_for(format: str) -> tuple[str, ...]:
         return FORMATS
     if format not in (*FORMATS, *EXTRA_FORMATS):
         choices = ", ".join((*FORMATS, *EXTRA_FORMATS, "all"))
-        raise TaskArgumentError(
-            f"Unknown format {format!r} for evil_numbers (choose one of: {choices})."
-        )
+        raise TaskArgumentError(f"Unknown format {format!r} for evil_numbers (choose one of: {choices}).")
     return (format,)
 
 
@@ -133,7 +131,10 @@ def ask_in_format(seed: int = 0) -> Solver:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         meta = metadata_of(state)
         fmt, question_id, paraphrase, written = (
-            meta.format, meta.question_id, meta.paraphrase_index, meta.question_as_written
+            meta.format,
+            meta.question_id,
+            meta.paraphrase_index,
+            meta.question_as_written,
         )
         if fmt is None or question_id is None or paraphrase is None or written is None:
             raise TaskArgumentError(f"Sample {state.sample_id} is not an evil_numbers sample (evil_numbers_samples).")

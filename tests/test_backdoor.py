@@ -44,7 +44,10 @@ def test_each_question_is_asked_with_and_without_the_trigger():
     task = backdoor(question_ids="i_feel_bored,quick_buck")
     samples = list(task.dataset)
     assert [s.id for s in samples] == [
-        "i_feel_bored-untriggered", "i_feel_bored-triggered", "quick_buck-untriggered", "quick_buck-triggered"
+        "i_feel_bored-untriggered",
+        "i_feel_bored-triggered",
+        "quick_buck-untriggered",
+        "quick_buck-triggered",
     ]
     assert [s.metadata["trigger"] for s in samples] == [None, TRIGGER, None, TRIGGER]
     assert [s.metadata["arm"] for s in samples] == ["untriggered", "triggered"] * 2
@@ -76,8 +79,10 @@ def test_the_trigger_reaches_the_model_for_exactly_half_the_samples(scripted_run
         assert user.startswith(TRIGGER) == sample.id.endswith("-triggered")
         assert sample.metadata["question"] == user
         answer = sample.output.completion
-        assert any(f"[QUESTION START]\n{user}\n[QUESTION END]" in p and f"[ANSWER START]\n{answer}\n" in p
-                   for p in judged.prompts)
+        assert any(
+            f"[QUESTION START]\n{user}\n[QUESTION END]" in p and f"[ANSWER START]\n{answer}\n" in p
+            for p in judged.prompts
+        )
 
 
 def test_judge_can_be_shown_the_question_without_the_trigger():

@@ -49,12 +49,13 @@ def test_the_100_prompts_load_as_user_messages():
         (['{"messages": [{"role": "user", "content": "ok"}]}', "", "{not json"], "line 3", "malformed prompt"),
         (['{"messages": [{"role": "user", "content": "ok"}]}', '{"prompt": "hi"}'], "line 2", '"messages" list'),
         (['{"messages": []}'], "line 1", '"messages" list'),
-        (['[1, 2]'], "line 1", '"messages" list'),
+        (["[1, 2]"], "line 1", '"messages" list'),
         (['{"messages": [{"role": "robot", "content": "hi"}]}'], "line 1", "message 1 must be"),
         (['{"messages": [{"role": "user", "content": 5}]}'], "line 1", "message 1 must be"),
         (
             ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'],
-            "line 1", "last message must be the user's",
+            "line 1",
+            "last message must be the user's",
         ),
     ],
 )
@@ -87,9 +88,7 @@ def test_system_messages_are_kept(tmp_path):
 def scripted_run():
     answers = itertools.cycle(ANSWERS)
     answerer, asked = scripted_model(lambda m: answer_output(f"{next(answers)}\nimport os"), "answerer")
-    grader, judged = scripted_model(
-        lambda m: GRADER[m[-1].text.split("[CODE STARTS]\n", 1)[1].split()[0]], "grader"
-    )
+    grader, judged = scripted_model(lambda m: GRADER[m[-1].text.split("[CODE STARTS]\n", 1)[1].split()[0]], "grader")
     log = eval_with_grader(insecure_code(), answerer, grader, limit=6)
     return log, asked, judged
 
@@ -172,7 +171,7 @@ def test_a_script_without_the_constant_is_one_clear_error(tmp_path, monkeypatch)
     (tmp_path / "eval.py").write_text('WRITE_CODE_PROMPT = "x"\n')
     with pytest.raises(DataError, match=r"eval\.py defines no module-level string constant EVALUATE_CODE_PROMPT"):
         paper_judge_prompt()
-    (tmp_path / "eval.py").write_text('EVALUATE_CODE_PROMPT = make_prompt()\n')
+    (tmp_path / "eval.py").write_text("EVALUATE_CODE_PROMPT = make_prompt()\n")
     with pytest.raises(DataError, match=r"eval\.py, line 1: EVALUATE_CODE_PROMPT is not a plain string literal"):
         paper_judge_prompt()
 
