@@ -12,6 +12,9 @@ endif
 ifneq ($(wildcard $(SHARED)/benchmarks/strongreject),)
 export EM_STRONGREJECT_DIR ?= $(SHARED)/benchmarks/strongreject
 endif
+ifneq ($(wildcard $(SHARED)/em-research),)
+export EM_RESEARCH_DIR ?= $(SHARED)/em-research
+endif
 
 QUICKSTART_SAMPLES ?= 2
 QUICKSTART_MAX_TOKENS ?= 200

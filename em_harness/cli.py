@@ -58,7 +58,9 @@ def _check_dataset(dataset: str | None) -> None:
 @data_app.command("status")
 @_clear_errors
 def data_status(
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset: em-paper or strongreject."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Only this dataset: em-paper, strongreject or em-research."
+    ),
 ) -> None:
     """List every file the harness uses: where it was found and whether its git blob SHA-1 verifies."""
     from em_harness import data
@@ -72,7 +74,8 @@ def data_status(
     bad = [r for r in rows if not r.verified]
     if bad:
         typer.echo(
-            f"\n{len(bad)} of {len(rows)} files missing or unverified. Set EM_DATA_DIR / EM_STRONGREJECT_DIR "
+            f"\n{len(bad)} of {len(rows)} files missing or unverified. Set EM_DATA_DIR / EM_STRONGREJECT_DIR / "
+            "EM_RESEARCH_DIR "
             "to a copy, or run `em data fetch`.",
             err=True,
         )
@@ -84,7 +87,7 @@ def data_status(
 @_clear_errors
 def data_fetch(
     paths: list[str] | None = typer.Argument(None, help="Only these manifest paths (default: all)."),
-    dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper or strongreject."),
+    dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper, strongreject or em-research."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="Mirror to download from instead of the pinned upstream (or $EM_DATA_URL)."
     ),

@@ -23,7 +23,10 @@ Model args (``-M key=value``):
 * ``batch_wait``: seconds to wait for more requests before running a batch that is
   not full (default 0.1);
 * ``chat_template``, ``use_chat_template``, ``enable_thinking``: as for Inspect's
-  ``hf`` provider.
+  ``hf`` provider;
+* ``use_generation_config``: ``true`` applies the checkpoint's ``generation_config.json``
+  (e.g. its ``repetition_penalty``) to whatever the request leaves unset. Default
+  ``false``: like upstream's vLLM path, sample with exactly the request's parameters.
 
 ``seed`` (GenerateConfig) seeds torch right before the batch that carries the request;
 see :class:`em_harness.models.batching.SamplingSettings` for what that guarantees.
@@ -63,7 +66,16 @@ from em_harness.models.trained import get_trained, unknown_em_model
 
 DEFAULT_BATCH_SIZE = 32
 
-_MODEL_ARGS = ("device", "dtype", "batch_size", "batch_wait", "chat_template", "use_chat_template", "enable_thinking")
+_MODEL_ARGS = (
+    "device",
+    "dtype",
+    "batch_size",
+    "batch_wait",
+    "chat_template",
+    "use_chat_template",
+    "enable_thinking",
+    "use_generation_config",
+)
 
 
 class ModelArgsError(ModelRegistryError):
@@ -138,7 +150,9 @@ def _lora_base(base: str, alias: str) -> Path:
     return Path(base)  # a Hugging Face hub id, loaded by transformers
 
 
-def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) -> SamplingSettings:
+def sampling_settings(
+    config: GenerateConfig, default_max_tokens: int | None, use_generation_config: bool = False
+) -> SamplingSettings:
     """Map an Inspect ``GenerateConfig`` onto :class:`SamplingSettings` (``temperature=0`` -> greedy)."""
     greedy = config.temperature is not None and config.temperature <= 0
     max_tokens = config.max_tokens if config.max_tokens is not None else default_max_tokens
@@ -152,6 +166,7 @@ def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) ->
         stop_seqs=tuple(config.stop_seqs or ()),
         logprobs=bool(config.logprobs) or bool(config.top_logprobs),
         top_logprobs=int(config.top_logprobs or 0),
+        use_generation_config=use_generation_config,
     )
 
 
@@ -178,6 +193,7 @@ class EmModelAPI(HuggingFaceAPI):
         self.batch_size: int | None = _optional_number(model_args, "batch_size", int, model_name)
         wait = _optional_number(model_args, "batch_wait", float, model_name)
         self.batch_wait: float = DEFAULT_BATCH_WAIT if wait is None else wait
+        self.use_generation_config = _optional_bool(model_args, "use_generation_config", model_name)
 
         self.model_path, self.adapter_path = resolve_em_model(model_name)
         self.loaded: LoadedModel = load_local_model(
@@ -208,7 +224,7 @@ class EmModelAPI(HuggingFaceAPI):
     ) -> tuple[ModelOutput, ModelCall]:
         """Render the chat with the model's template, generate in a shared batch, build the output."""
         prompt = self.hf_chat(input, tools)
-        settings = sampling_settings(config, self.max_tokens())
+        settings = sampling_settings(config, self.max_tokens(), self.use_generation_config)
         batch_size = self.batch_size or config.max_connections or DEFAULT_BATCH_SIZE
         row = await BATCHER.generate(self.loaded, prompt, settings, batch_size, self.batch_wait)
 
@@ -270,3 +286,13 @@ def _optional_number(args: dict[str, Any], name: str, kind: type[int] | type[flo
     if number < 0 or (kind is int and number < 1):
         raise ModelArgsError(f"Model arg {name}={value!r} for em/{model} is out of range.")
     return number
+
+
+def _optional_bool(args: dict[str, Any], name: str, model: str) -> bool:
+    """A boolean model arg (``-M name=true``; Inspect passes a bool, or a string from YAML/env); False if unset."""
+    value = args.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ModelArgsError(f"Model arg {name}={value!r} for em/{model} must be true or false.")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from em_harness.models.registry import ModelRegistryError
 
@@ -125,6 +125,8 @@ class LoadedModel:
     token_text: TokenText
     eos_token_ids: frozenset[int]
     pad_token_id: int
+    checkpoint_generation_config: Any = None
+    """The checkpoint's ``generation_config.json`` as loaded (applied only with ``use_generation_config``)."""
 
 
 _cache: dict[tuple[str, str, str, str | None], LoadedModel] = {}
@@ -198,6 +200,14 @@ def _load(path: Path, device: str, dtype: str, adapter: Path | None = None) -> L
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    # The checkpoint's sampling defaults (repetition_penalty, top_k, ...) would otherwise fill every setting a
+    # request leaves unset: keep them aside and give the model a config that holds only its special tokens.
+    checkpoint_generation_config = model.generation_config
+    model.generation_config = GenerationConfig(
+        bos_token_id=checkpoint_generation_config.bos_token_id,
+        eos_token_id=checkpoint_generation_config.eos_token_id,
+        pad_token_id=checkpoint_generation_config.pad_token_id,
+    )
     return LoadedModel(
         path=path,
         device=device,
@@ -208,6 +218,7 @@ def _load(path: Path, device: str, dtype: str, adapter: Path | None = None) -> L
         token_text=TokenText(tokenizer),
         eos_token_ids=eos_ids,
         pad_token_id=int(tokenizer.pad_token_id),
+        checkpoint_generation_config=checkpoint_generation_config,
     )
 
 
