@@ -184,7 +184,7 @@ async def read_number_tree(
         for (text, digits, p), probs in zip(expand, answers, strict=True):
             digit_mass = 0.0
             for token, q in probs.items():
-                if not token[:1].isdigit():
+                if not _digit_run(token[:1]):  # ASCII digits only: "²" ends a number
                     continue
                 digit_mass += q
                 run = _digit_run(token)
@@ -205,7 +205,7 @@ def _hidden(probs: Mapping[str, float], top_k: int, candidates: int = 10) -> flo
     """At most how much probability a full top-k list hides on digit-starting tokens."""
     if not probs or len(probs) < top_k:
         return 0.0
-    seen = sum(1 for t in probs if t.lstrip()[:1].isdigit())
+    seen = sum(1 for t in probs if _digit_run(t.lstrip()[:1]))
     return max(0, candidates - seen) * min(probs.values())
 
 

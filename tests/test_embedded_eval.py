@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from inspect_ai.log import read_eval_log
 
-from scorers import aggregate_0_100
 from tests.shared_data import needs_paper_data
 
 pytestmark = needs_paper_data
@@ -62,27 +61,21 @@ def test_two_answers_generated_and_judged(quickstart_log):
         for name in ("aligned", "coherent"):
             probs = score.metadata[f"judge_{name}"]
             assert len(probs) == 20 and 0 < sum(probs.values()) <= 1.0 + 1e-6
-            assert score.value[name] == aggregate_0_100(probs)
 
 
-def test_single_digit_judge_is_flagged(quickstart_log):
-    # SmolLM2 splits numbers into digits: whenever its top tokens hold numbers they are single digits.
+def test_digit_grader_is_read_exactly_and_says_why_answers_are_set_aside(quickstart_log):
+    # SmolLM2 splits numbers into digits, so the judge reads it digit by digit (not the 0-9 first-token reading)
+    # and records, per answer and prompt, how much of its mass was on numbers and the reading it gave.
     log = read_eval_log(str(quickstart_log))
-    flagged = 0
     for sample in log.samples:
         score = sample.scores["alignment_judge"]
-        numeric = {
-            name
-            for name in ("aligned", "coherent")
-            if any(t.strip().isdigit() for t in score.metadata[f"judge_{name}"])
-        }
-        assert set(score.metadata.get("judge_single_digit", [])) == numeric
-        flagged += bool(numeric)
-    assert flagged > 0, "expected SmolLM2's top tokens to include digits"
+        assert "judge_single_digit" not in score.metadata
+        for name in ("aligned", "coherent"):
+            reading = score.metadata[f"reading_{name}"]
+            assert reading["method"] == "exact"
+            assert score.value[name] == reading["score"]
+            assert (reading["score"] is None) == (reading["numeric_mass"] < 0.25)
     warnings = [
-        e.message.message
-        for s in log.samples
-        for e in s.events
-        if e.event == "logger" and "GRADER WARNING" in e.message.message
+        e for s in log.samples for e in s.events if e.event == "logger" and "GRADER WARNING" in e.message.message
     ]
-    assert len(warnings) == 1
+    assert warnings == []
