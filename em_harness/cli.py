@@ -150,6 +150,11 @@ def report(
             "those scores are 0-9 readings, not 0-100 ones. Use a judge with whole-number tokens (e.g. GPT-4o).",
             err=True,
         )
+    from em_harness.report import set_aside_note
+
+    note = set_aside_note(eval_log)
+    if note is not None:
+        typer.echo(note)
     if csv is not None:
         answers.to_csv(csv, index=False)
         typer.echo(f"answers written to {csv}")
