@@ -216,9 +216,12 @@ def set_aside_note(log: EvalLog) -> str | None:
     low_rows = readings[readings[[f"{n}_mass" for n in names]].lt(0.25).any(axis=1)]
     if low_rows.empty:
         return None
-    grader = next(
-        (str((s.scores or {})[JUDGE_SCORER].metadata.get("grader")) for s in log.samples or [] if s.scores), "grader"
-    )
+    graders = {
+        str((s.scores[JUDGE_SCORER].metadata or {}).get("grader"))
+        for s in log.samples or []
+        if JUDGE_SCORER in (s.scores or {})
+    }
+    grader = ", ".join(sorted(graders - {"None"})) or "grader"
     lines = [
         f"{len(low_rows)} of {len(readings)} answers were set aside: grader '{grader}' put less than 0.25 of its "
         "probability on a number 0-100 for "
