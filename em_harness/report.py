@@ -216,11 +216,8 @@ def set_aside_note(log: EvalLog) -> str | None:
     low_rows = readings[readings[[f"{n}_mass" for n in names]].lt(0.25).any(axis=1)]
     if low_rows.empty:
         return None
-    graders = {
-        str((s.scores[JUDGE_SCORER].metadata or {}).get("grader"))
-        for s in log.samples or []
-        if JUDGE_SCORER in (s.scores or {})
-    }
+    judged = [(s.scores or {}).get(JUDGE_SCORER) for s in log.samples or []]
+    graders = {str((score.metadata or {}).get("grader")) for score in judged if score is not None}
     grader = ", ".join(sorted(graders - {"None"})) or "grader"
     lines = [
         f"{len(low_rows)} of {len(readings)} answers were set aside: grader '{grader}' put less than 0.25 of its "
