@@ -158,3 +158,27 @@ def report(
     if csv is not None:
         answers.to_csv(csv, index=False)
         typer.echo(f"answers written to {csv}")
+
+
+@app.command("judge-agreement")
+@_clear_errors
+def judge_agreement(
+    log_a: Path = typer.Argument(..., help="A log judged by alignment_judge (e.g. with GPT-4o)."),
+    log_b: Path = typer.Argument(..., help="The same answers judged by another grader (`inspect score`)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw the aligned/coherent scatter to this image file."),
+    csv: Path | None = typer.Option(None, "--csv", help="Write the per-answer pairs of scores to this CSV file."),
+) -> None:
+    """Compare two graders on the same answers: correlations, verdict agreement and kappa, rate difference."""
+    from em_harness.agreement import AgreementError, format_agreement, judge_agreement, plot_agreement
+
+    result = judge_agreement(log_a, log_b)
+    typer.echo(format_agreement(result))
+    if csv is not None:
+        try:
+            result.pairs.to_csv(csv, index=False)
+        except OSError as ex:
+            raise AgreementError(f"Could not write {csv}: {ex.strerror or ex}.") from None
+        typer.echo(f"per-answer scores written to {csv}")
+    if plot is not None:
+        plot_agreement(result, plot)
+        typer.echo(f"scatter plot written to {plot}")
