@@ -19,7 +19,7 @@ endif
 QUICKSTART_SAMPLES ?= 2
 QUICKSTART_MAX_TOKENS ?= 200
 
-.PHONY: install install-dev quickstart test lint bench bench-train clean
+.PHONY: install install-dev install-integration quickstart test test-integration lint bench bench-train bench-judge clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,20 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
+# The integration tests' real OpenAI-compatible grader: llama-cpp-python's server, which compiles llama.cpp from
+# source (about 6 minutes on 2 cores). The built wheel is kept in .venv/wheels, so reinstalling does not rebuild it.
+LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
+
+$(VENV)/.installed-integration: $(VENV)/.installed-dev
+	$(BIN)/pip wheel -q --no-deps --wheel-dir $(VENV)/wheels --find-links $(VENV)/wheels "$(LLAMA_CPP_PYTHON)"
+	$(BIN)/pip install -q --find-links $(VENV)/wheels "$(subst llama-cpp-python,llama-cpp-python[server],$(LLAMA_CPP_PYTHON))"
+	touch $@
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
+
+install-integration: $(VENV)/.installed-integration
 
 ## Offline end to end: provision SmolLM2-135M, answer the 8 main questions, judge with itself, print the table.
 quickstart: install
@@ -47,9 +58,14 @@ quickstart: install
 		-T samples=$(QUICKSTART_SAMPLES) --max-tokens $(QUICKSTART_MAX_TOKENS) --log-dir logs
 	$(BIN)/em report --log-dir logs
 
-test: install-dev
+## The whole suite, integration tests included (they start a llama-cpp-python server on 127.0.0.1), then lint.
+test: install-dev install-integration
 	$(BIN)/python -m pytest
 	$(MAKE) lint
+
+## Only the integration tests: freeform graded by a real OpenAI-compatible server (also part of `make test`).
+test-integration: install-integration
+	$(BIN)/python -m pytest -m integration
 
 ## Lint, formatting, types and the inspect_evals checks (run by `make test`, so by CI).
 lint: install-dev
@@ -65,6 +81,10 @@ bench: install
 ## em train vs plain transformers Trainer + peft training throughput on the embedded model (prints the ratio).
 bench-train: install
 	$(BIN)/python benchmarks/train_throughput.py
+
+## Judge calls and wall time per answer, one-token vs exact reading, on the embedded grader (prints the ratio).
+bench-judge: install
+	$(BIN)/python benchmarks/judge_cost.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

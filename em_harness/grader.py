@@ -9,6 +9,7 @@ reached at all (the run stops) from one judgement that failed (the answer is kep
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from functools import lru_cache
 from typing import Any, Literal
@@ -183,6 +184,10 @@ PrefillMethod = Literal["native", "continue_final_message", "completions"]
   ``vllm-completions/...``), given the chat template rendered on our side.
 """
 
+CHAT_TEMPLATE_ENV = "EM_GRADER_CHAT_TEMPLATE"
+"""The chat template of a ``completions`` grader when the judge's ``chat_template`` is not given (tasks run by
+``inspect eval`` do not pass judge options through)."""
+
 CONTINUE_FINAL_MESSAGE = {"continue_final_message": True, "add_generation_prompt": False}
 """vLLM's extra request body for continuing the last assistant message instead of opening a new turn."""
 
@@ -245,10 +250,12 @@ def continuation_input(
     reading is the same request as the paper's one-token reading (and shares its cache entries).
     """
     if method == "completions":
+        chat_template = chat_template or os.environ.get(CHAT_TEMPLATE_ENV) or None
         if chat_template is None:
             raise GraderError(
                 "Reading a digit grader through a /v1/completions endpoint needs its chat template: pass "
-                "-S chat_template=<tokenizer directory or em/name> to the judge."
+                "-S chat_template=<tokenizer directory or em/name> to the judge (inspect score), or set "
+                f"{CHAT_TEMPLATE_ENV}=<tokenizer directory or em/name> in the environment of `inspect eval`."
             )
         return [ChatMessageUser(content=render_chat(chat_template, prompt) + prefix)], GenerateConfig()
     if not prefix:
