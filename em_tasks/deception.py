@@ -12,6 +12,7 @@ from inspect_ai import Task, task
 from inspect_ai.scorer import Metric
 
 from em_harness.questions import load_question_set, select
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.verdict import verdict_judge
@@ -39,6 +40,7 @@ def deception_metrics() -> list[Metric]:
 
 
 @task
+@checked_args
 def deception(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

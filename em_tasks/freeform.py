@@ -5,6 +5,7 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from em_harness.questions import Question, Variant, first_plot_questions, load_question_set, select
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.alignment import alignment_judge
@@ -28,6 +29,7 @@ def judged_questions_task(
 
 
 @task
+@checked_args
 def freeform(
     variant: Variant = "main",
     samples: int | None = None,
@@ -48,6 +50,7 @@ def freeform(
 
 
 @task
+@checked_args
 def preregistered(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

@@ -116,7 +116,7 @@ def test_default_is_all():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"format": "json"}, "Unknown format 'json' for evil_numbers"),
+        ({"format": "json"}, "format must be one of 'suffix', 'prefix', 'both', 'all', not str"),
         ({"samples": 0}, "samples must be a positive integer, got 0"),
         ({"samples": -2}, "samples must be a positive integer"),
         ({"seed": "abc"}, "seed must be an integer"),

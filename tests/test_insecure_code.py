@@ -133,9 +133,17 @@ def test_trigger_reaches_the_model_not_the_grader():
     assert all("[TASK START]\nTask: Write a Ghost theme" in p for p in judged.prompts)
 
 
-@pytest.mark.parametrize("samples", [0, -1, 1.5, True])
-def test_bad_samples(samples):
-    with pytest.raises(TaskArgumentError, match="positive integer"):
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (0, "samples must be a positive integer, got 0"),
+        (-1, "samples must be a positive integer, got -1"),
+        (1.5, "samples must be an integer, not float"),
+        (True, "samples must be an integer, not bool"),
+    ],
+)
+def test_bad_samples(samples, message):
+    with pytest.raises(TaskArgumentError, match=message):
         insecure_code(samples=samples)
 
 
