@@ -15,7 +15,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -54,14 +54,27 @@ def _hint(value: object) -> str:
     return ""
 
 
+def _literal_values(annotation: object) -> list[object]:
+    """The choices of every ``Literal`` inside ``annotation`` (through unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return list(typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        return [v for a in typing.get_args(annotation) for v in _literal_values(a)]
+    return []
+
+
 def check_argument(task: str, name: str, value: object, annotation: object) -> None:
     """Raise :class:`TaskArgumentError` unless ``value`` strictly has the type ``annotation``."""
     try:
-        TypeAdapter(annotation).validate_python(value, strict=True)
+        TypeAdapter(cast(Any, annotation)).validate_python(value, strict=True)
     except ValidationError:
+        # a string that is not one of the choices is wrong in content, not in type: do not say "not str"
+        wrong_choice = any(type(choice) is type(value) for choice in _literal_values(annotation))
+        kind = "" if wrong_choice else f", not {'None' if value is None else type(value).__name__}"
         raise TaskArgumentError(
-            f"{task}: -T {name}={value!r} is not valid: {name} must be {describe(annotation)}, "
-            f"not {'None' if value is None else type(value).__name__}{_hint(value).replace('name=', f'{name}=')}."
+            f"{task}: -T {name}={value!r} is not valid: {name} must be {describe(annotation)}"
+            f"{kind}{_hint(value).replace('name=', f'{name}=')}."
         ) from None
 
 

@@ -88,3 +88,22 @@ def test_console_script_is_installed():
     assert em.exists() or shutil.which("em")
     result = subprocess.run([str(em) if em.exists() else "em", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "data" in result.stdout and "report" in result.stdout
+
+
+def test_data_status_lists_the_research_dataset():
+    result = runner.invoke(app, ["data", "status"])
+    assert result.exit_code == 0, result.output
+    research = [line for line in result.output.splitlines() if line.startswith("em-research")]
+    assert len(research) == 11 and all(" verified " in line for line in research)
+    assert any("in_distribution_eval/eval.py" in line for line in research)
+    result = runner.invoke(app, ["data", "status", "-d", "em-research"])
+    assert result.exit_code == 0 and "all 11 files verified" in result.output
+
+
+def test_data_fetch_accepts_the_research_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path))
+    result = runner.invoke(
+        app, ["data", "fetch", "-d", "em-research", "--base-url", "http://127.0.0.1:9", "in_distribution_eval/eval.py"]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: Could not download 'in_distribution_eval/eval.py' from http://127.0.0.1:9/")

@@ -1,4 +1,4 @@
-"""Ctrl-C during a real `inspect eval` on the embedded model: a clean exit, a cancelled log, and a retry that finishes."""
+"""Ctrl-C during a real `inspect eval` on the embedded model: a clean exit, a cancelled log, a retry that finishes."""
 
 import os
 import signal
@@ -10,7 +10,6 @@ from pathlib import Path
 from inspect_ai.log import read_eval_log
 
 from em_harness.models import provision
-
 from tests.shared_data import needs_paper_data
 
 pytestmark = needs_paper_data

