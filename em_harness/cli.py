@@ -94,10 +94,35 @@ def data_fetch(
     force: bool = typer.Option(False, "--force", help="Download again even when the cached copy verifies."),
 ) -> None:
     """Download the data files into the user cache from the pinned upstream commit, verifying each."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+
     from em_harness import data
 
     _check_dataset(dataset)
-    fetched = data.fetch(dataset, paths or None, base_url=base_url, force=force, progress=typer.echo)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def show(entry: data.DataFile, done: int, total: int | None) -> None:
+        if not tasks:
+            bars.start()  # only once something downloads: nothing to draw for a cache hit or an error
+        if entry.path not in tasks:
+            tasks[entry.path] = bars.add_task(entry.path, total=total)
+        bars.update(tasks[entry.path], completed=done, total=total)
+
+    try:
+        fetched = data.fetch(
+            dataset, paths or None, base_url=base_url, force=force, progress=typer.echo, download_progress=show
+        )
+    finally:
+        if tasks:
+            bars.stop()
     typer.echo(f"{len(fetched)} files verified in {data.cache_root(dataset)}")
 
 
