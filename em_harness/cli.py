@@ -128,11 +128,14 @@ def data_fetch(
 
 @models_app.command("provision")
 @_clear_errors
-def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m.")) -> None:
-    """Build a model's local safetensors copy in the user cache (once; later calls are instant)."""
-    from em_harness.models import provision
+def models_provision(
+    name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m or em/smollm2-135m."),
+) -> None:
+    """Build a model's local safetensors copy in the user cache (once; a damaged copy is rebuilt)."""
+    from em_harness.models.registry import bare_name, provision
 
-    typer.echo(f"em/{name}: {provision(name)}")
+    name = bare_name(name)
+    typer.echo(f"em/{name}: {provision(name, repair=True)}")
 
 
 def _register_models_and_training_commands() -> None:
