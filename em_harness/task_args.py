@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -78,6 +80,38 @@ def check_argument(task: str, name: str, value: object, annotation: object) -> N
         ) from None
 
 
+_EXPLICIT_NULLS = {"", "null", "Null", "NULL", "~"}
+
+
+def cli_values_read_as_nothing(argv: list[str] | None = None) -> dict[str, str]:
+    """``-T name=raw`` pairs of an ``inspect`` command line whose raw text Inspect's YAML reading turns into None.
+
+    ``-T trigger=#x`` reaches the task as ``trigger=None`` (``#`` starts a YAML comment), which is the same
+    as leaving the argument out: the task could not tell, and would run without the value the user typed.
+    An empty value or an explicit YAML null (``null``, ``~``) is taken to mean None and is not listed.
+    Only the ``inspect`` command's own arguments are read; under the Python API this returns nothing.
+    """
+    import yaml
+
+    argv = sys.argv if argv is None else argv
+    if not argv or Path(argv[0]).name != "inspect":
+        return {}
+    raw_args = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-T"]
+    raw_args += [a[2:] for a in argv if a.startswith("-T") and len(a) > 2]
+    swallowed: dict[str, str] = {}
+    for arg in raw_args:
+        name, sep, raw = arg.partition("=")
+        if not sep or raw.strip() in _EXPLICIT_NULLS:
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            continue
+        if value is None:
+            swallowed[name.replace("-", "_")] = raw
+    return swallowed
+
+
 def checked_args(func: F) -> F:
     """Validate every argument of a task function against its annotations before the task is built.
 
@@ -92,7 +126,15 @@ def checked_args(func: F) -> F:
             bound = signature.bind(*args, **kwargs)
         except TypeError as ex:
             raise TaskArgumentError(f"{func.__name__}: {ex}.") from None
+        swallowed = cli_values_read_as_nothing()
         for name, value in bound.arguments.items():
+            if value is None and name in swallowed:
+                raw = swallowed[name]
+                raise TaskArgumentError(
+                    f"{func.__name__}: -T {name}={raw} reaches the task as nothing: Inspect reads -T values as "
+                    f"YAML, where {raw!r} is empty (a '#' starts a comment). Quote it inside the shell's quotes, "
+                    f"-T \"{name}='{raw}'\", or leave the argument out."
+                )
             if name in hints:
                 check_argument(func.__name__, name, value, hints[name])
         return func(*args, **kwargs)

