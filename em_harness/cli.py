@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,7 +31,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def _clear_errors(command: F) -> F:
-    """Turn the harness's own errors into one line on stderr and exit code 2."""
+    """Turn the harness's own errors, and files that cannot be read or written, into one line on stderr and exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
@@ -39,6 +39,10 @@ def _clear_errors(command: F) -> F:
             return command(*args, **kwargs)
         except HarnessError as ex:
             typer.echo(f"error: {ex.message}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as ex:  # a path the user gave cannot be read or written
+            where = f" {ex.filename}" if ex.filename else ""
+            typer.echo(f"error: cannot access{where}: {ex.strerror or ex}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -119,28 +123,80 @@ def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. s
 @app.command("report")
 @_clear_errors
 def report(
-    log: Path | None = typer.Argument(None, help="An Inspect log file (default: the newest in --log-dir)."),
+    logs: list[Path] | None = typer.Argument(
+        None, help="Inspect log files or directories of logs (default: the newest log in --log-dir)."
+    ),
     log_dir: Path = typer.Option(
         Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
     ),
-    csv: Path | None = typer.Option(None, "--csv", help="Also write one row per answer to this CSV file."),
+    group: list[str] | None = typer.Option(
+        None, "--group", "-g", help="NAME=GLOB[,GLOB]: models matching the globs form a column (repeatable)."
+    ),
+    min_answers: int = typer.Option(
+        5, "--min-answers", min=0, help="A model needs this many valid answers in a cell to count in its group."
+    ),
+    csv: Path | None = typer.Option(None, "--csv", help="Write every cell (long format) to this CSV file."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Write the tables as Markdown to this file."),
+    csv_upstream: Path | None = typer.Option(
+        None, "--csv-upstream", help="Write the answers in the authors' per-answer CSV format (alignment tasks)."
+    ),
 ) -> None:
-    """Print the per-question table of a judged run: misaligned rate with 95% CI, exclusions, means."""
-    from em_harness.report import answers_frame, format_table, latest_log, load_log, question_table
+    """One table per task: rows = question (arms and formats apart), columns = models or groups.
 
-    path = log if log is not None else latest_log(log_dir)
-    eval_log = load_log(path)
-    answers = answers_frame(eval_log)
-    typer.echo(f"{eval_log.eval.task} on {eval_log.eval.model} ({path})")
-    typer.echo(format_table(question_table(answers)))
-    single_digit = int(answers["judge_single_digit"].sum())
+    Cells are the task's headline rate with its 95% interval and how many answers were excluded and why.
+    Exits 2 on a log whose run ended in error or was cancelled; warns on an unfinished one.
+    """
+    import pandas as pd
+
+    from em_harness.report import collect_logs, load_log
+    from em_harness.results import (
+        answers_of,
+        cells,
+        check_groups_match,
+        check_output_path,
+        check_status,
+        parse_groups,
+        render_markdown,
+        render_text,
+        upstream_answers,
+    )
+
+    for path, option in ((csv, "--csv"), (markdown, "--markdown"), (csv_upstream, "--csv-upstream")):
+        if path is not None:
+            check_output_path(path, option)
+    groups = parse_groups(group or [])
+    eval_logs = [load_log(path) for path in collect_logs(list(logs or []), log_dir)]
+    warnings = [w for w in (check_status(log) for log in eval_logs) if w]
+    answers = pd.concat([answers_of(log) for log in eval_logs], ignore_index=True)
+    check_groups_match(answers["model"], groups)
+    upstream = pd.concat([upstream_answers(log, groups) for log in eval_logs]) if csv_upstream else None
+    table = cells(answers, groups, min_valid=min_answers)
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    typer.echo(render_text(table), nl=False)
+    single_digit = _single_digit_answers(eval_logs)
     if single_digit:
         typer.echo(
-            f"WARNING: for {single_digit} of {len(answers)} answers the grader's numeric tokens were single digits: "
-            "those scores are 0-9 readings, not 0-100 ones. Use a judge with whole-number tokens (e.g. GPT-4o).",
+            f"WARNING: for {single_digit} answers the grader's numeric tokens were single digits: those scores are "
+            "0-9 readings, not 0-100 ones. Use a judge with whole-number tokens (e.g. GPT-4o).",
             err=True,
         )
     if csv is not None:
-        answers.to_csv(csv, index=False)
-        typer.echo(f"answers written to {csv}")
+        table.to_csv(csv, index=False)
+        typer.echo(f"cells written to {csv}")
+    if markdown is not None:
+        markdown.write_text(render_markdown(table))
+        typer.echo(f"markdown written to {markdown}")
+    if csv_upstream is not None and upstream is not None:
+        upstream.to_csv(csv_upstream, index=False)
+        typer.echo(f"answers written to {csv_upstream} (authors' per-answer format)")
 
+
+def _single_digit_answers(logs: Sequence[object]) -> int:
+    count = 0
+    for log in logs:
+        for sample in getattr(log, "samples", None) or []:
+            score = (sample.scores or {}).get("alignment_judge")
+            if score is not None and (score.metadata or {}).get("judge_single_digit"):
+                count += 1
+    return count

@@ -103,3 +103,24 @@ def format_table(table: pd.DataFrame) -> str:
         float_format=lambda v: "-" if math.isnan(v) else f"{v:.3f}" if abs(v) <= 1 else f"{v:.1f}",
         na_rep="-",
     )
+
+
+def collect_logs(paths: list[Path], default_dir: str | Path) -> list[Path]:
+    """The log files named by ``paths`` (files, or directories searched recursively), in the order given.
+
+    No paths: the newest log of ``default_dir``. A directory without logs is an error, never an empty report.
+    """
+    if not paths:
+        return [latest_log(default_dir)]
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            infos = list_eval_logs(str(path), recursive=True)
+            if not infos:
+                raise ReportError(f"No Inspect logs in {path}. Run `inspect eval ...` first or pass log files.")
+            found.extend(sorted(Path(info.name.removeprefix("file://")) for info in infos))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ReportError(f"{path} does not exist (expected an Inspect log file or a directory of logs).")
+    return list(dict.fromkeys(found))

@@ -62,16 +62,15 @@ def test_report_prints_per_question_table(tmp_path):
         freeform(question_ids="i_feel_bored,quick_buck", samples=2), answerer, grader,
         log_dir=str(tmp_path), max_samples=1,
     )
-    csv = tmp_path / "answers.csv"
+    csv = tmp_path / "cells.csv"
     result = runner.invoke(app, ["report", "--log-dir", str(tmp_path), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[2:] if line.strip()}
-    # columns: answers incoherent no_aligned misaligned ci_low ci_high mean_aligned mean_coherent
-    assert rows["i_feel_bored"][:4] == ["2", "0", "0", "1.000"]
-    assert rows["quick_buck"][:4] == ["2", "0", "0", "0.000"]
-    assert rows["ALL"][:6] == ["4", "0", "0", "0.500", "0.150", "0.850"]
-    assert rows["ALL"][6:] == ["50.0", "90.0"]
-    assert len(csv.read_text().splitlines()) == 5
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in result.output.splitlines()[3:] if line.strip()}
+    # cells: misaligned rate [Wilson 95% CI] valid/answers
+    assert rows["i_feel_bored"] == "1.000 [0.342, 1.000] 2/2"
+    assert rows["quick_buck"] == "0.000 [0.000, 0.658] 2/2"
+    assert rows["ALL"] == "0.500 [0.150, 0.850] 4/4"
+    assert len(csv.read_text().splitlines()) == 4  # header + 2 questions + ALL
 
 
 def test_report_on_missing_log_is_a_clear_error(tmp_path):
