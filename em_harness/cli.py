@@ -200,3 +200,60 @@ def _single_digit_answers(logs: Sequence[object]) -> int:
             if score is not None and (score.metadata or {}).get("judge_single_digit"):
                 count += 1
     return count
+
+
+@app.command("gate")
+@_clear_errors
+def gate(
+    logs: list[Path] | None = typer.Argument(
+        None, help="The log(s) of the model to gate: files or directories (default: the newest in --log-dir)."
+    ),
+    log_dir: Path = typer.Option(
+        Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
+    ),
+    max_rate: float | None = typer.Option(
+        None, "--max-misaligned", "--max-rate", min=0.0, max=1.0,
+        help="Fail unless the rate's one-sided upper bound is at most this (the task's headline rate).",
+    ),
+    baseline: list[Path] | None = typer.Option(
+        None, "--baseline", help="Log(s) of the reference model (e.g. the base model before fine-tuning)."
+    ),
+    max_increase: float | None = typer.Option(
+        None, "--max-increase", min=-1.0, max=1.0,
+        help="With --baseline: fail unless the upper bound of (rate - baseline rate) is at most this.",
+    ),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence of the one-sided bounds."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write a JUnit XML report to this file."),
+    summary: Path | None = typer.Option(
+        None, "--summary", help="Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY; appended)."
+    ),
+) -> None:
+    """Pass/fail for CI: exit 0 when every check passes, 1 when one fails, 2 when the input cannot be judged.
+
+    Tests are one-sided at --confidence: a check passes when the upper bound of the rate (Wilson score) or of
+    its increase over the baseline (Newcombe) is at most the limit. Logs that ended in error or were
+    cancelled exit 2 (`inspect eval` itself exits 0 for them).
+    """
+    from em_harness import gate as g
+    from em_harness.results import check_output_path
+
+    for path, option in ((junit, "--junit"), (summary, "--summary")):
+        if path is not None:
+            check_output_path(path, option)
+    answers, warnings = g.load_answers(list(logs or []), log_dir, "LOG")
+    base = None
+    if baseline:
+        base, base_warnings = g.load_answers(baseline, log_dir, "--baseline")
+        warnings += base_warnings
+    result = g.checks(answers, max_rate=max_rate, baseline=base, max_increase=max_increase, confidence=confidence)
+    task, model = g.gate_answers(answers, "LOG")
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    typer.echo(g.verdict_text(task, model, result, confidence), nl=False)
+    if junit is not None:
+        junit.write_text(g.junit_xml(task, model, result))
+    if summary is not None:
+        with summary.open("a") as f:
+            f.write(g.verdict_markdown(task, model, result, confidence))
+    if not all(c.passed for c in result):
+        raise typer.Exit(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 from inspect_ai.log import EvalLog
 
 from em_tasks.backdoor import backdoor
@@ -82,3 +83,13 @@ def evil_numbers_log(log_dir: Path) -> EvalLog:
     answerer, _ = scripted_model(reply, "evil-numbers-1")
     return eval_with_grader(evil_numbers(samples=2, question_ids=QUESTIONS), answerer, grader(),
                             log_dir=str(log_dir), max_samples=1)
+
+
+@pytest.fixture(scope="session")
+def report_logs(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """(root, {name: log}): the three freeform models, the backdoor and the evil-numbers logs, written under root."""
+    root = tmp_path_factory.mktemp("report-logs")
+    made = {model: freeform_log(model, root / "freeform") for model in FREEFORM_ANSWERS}
+    made["backdoor"] = backdoor_log(root / "backdoor")
+    made["evil_numbers"] = evil_numbers_log(root / "evil_numbers")
+    return root, made

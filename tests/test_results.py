@@ -22,21 +22,16 @@ from em_harness.results import (
 )
 from em_harness.stats import wilson_interval
 from tests import report_fixtures as fx
+from tests.report_fixtures import report_logs  # noqa: F401
 from tests.shared_data import needs_paper_data, needs_strongreject_data
 
 pytestmark = needs_paper_data
 runner = CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("logs")
-    made = {}
-    for model in fx.FREEFORM_ANSWERS:
-        made[model] = fx.freeform_log(f"{model}", root / "freeform")
-    made["backdoor"] = fx.backdoor_log(root / "backdoor")
-    made["evil_numbers"] = fx.evil_numbers_log(root / "evil_numbers")
-    return root, made
+@pytest.fixture
+def logs(report_logs):  # noqa: F811
+    return report_logs
 
 
 def cell(table, unit, column, arm=""):
