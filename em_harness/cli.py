@@ -140,6 +140,16 @@ def report(
     csv_upstream: Path | None = typer.Option(
         None, "--csv-upstream", help="Write the answers in the authors' per-answer CSV format (alignment tasks)."
     ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Draw each task's figure (.png or .svg; NAME-<task>.png when there are several tasks)."
+    ),
+    figure5: Path | None = typer.Option(None, "--figure5", help="Draw Figure 5 (the combined per-group view)."),
+    baseline_group: str | None = typer.Option(
+        None, "--baseline-group", help="Figure 5: plot each measure minus this group's (the paper uses GPT-4o)."
+    ),
+    capabilities: list[Path] | None = typer.Option(
+        None, "--capabilities", help="Figure 5: capability results written by `em capabilities` (JSON)."
+    ),
 ) -> None:
     """One table per task: rows = question (arms and formats apart), columns = models or groups.
 
@@ -161,9 +171,15 @@ def report(
         upstream_answers,
     )
 
-    for path, option in ((csv, "--csv"), (markdown, "--markdown"), (csv_upstream, "--csv-upstream")):
+    from em_harness import plots
+
+    outputs = ((csv, "--csv"), (markdown, "--markdown"), (csv_upstream, "--csv-upstream"), (plot, "--plot"),
+               (figure5, "--figure5"))
+    for path, option in outputs:
         if path is not None:
             check_output_path(path, option)
+            if option in ("--plot", "--figure5") and path.suffix.lower() not in plots.SUFFIXES:
+                raise plots.PlotError(f"{option} {path}: use a .png or .svg file name.")
     groups = parse_groups(group or [])
     eval_logs = [load_log(path) for path in collect_logs(list(logs or []), log_dir)]
     warnings = [w for w in (check_status(log) for log in eval_logs) if w]
@@ -190,6 +206,22 @@ def report(
     if csv_upstream is not None and upstream is not None:
         upstream.to_csv(csv_upstream, index=False)
         typer.echo(f"answers written to {csv_upstream} (authors' per-answer format)")
+    if plot is not None:
+        tasks = list(dict.fromkeys(table["task"]))
+        for task in tasks:
+            path = plot if len(tasks) == 1 else plot.with_name(f"{plot.stem}-{task}{plot.suffix}")
+            plots.save(plots.report_figure(task, table[table["task"] == task]), path)
+            typer.echo(f"{task} figure written to {path}")
+    if figure5 is not None:
+        from em_harness.results import figure5_frame
+
+        extra = None
+        if capabilities:
+            from em_harness.capabilities import capability_frame
+
+            extra = capability_frame(capabilities, groups)
+        plots.save(plots.figure5(figure5_frame(table, extra), baseline_group=baseline_group), figure5)
+        typer.echo(f"Figure 5 written to {figure5}")
 
 
 def _single_digit_answers(logs: Sequence[object]) -> int:
@@ -257,3 +289,50 @@ def gate(
             f.write(g.verdict_markdown(task, model, result, confidence))
     if not all(c.passed for c in result):
         raise typer.Exit(1)
+
+
+@app.command("plot-training")
+@_clear_errors
+def plot_training(
+    run_dir: Path = typer.Argument(..., help="A training run directory (metrics.jsonl, events.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The figure to write (.png or .svg)."),
+    metric: str = typer.Option("p_correct", "--metric", help="MCQ probe metric to plot (e.g. accuracy)."),
+) -> None:
+    """Draw a training run's dynamics: loss per step and each multiple-choice probe's metric per step."""
+    from em_harness import plots
+    from em_harness.results import check_output_path
+
+    check_output_path(out, "--out")
+    if not run_dir.is_dir():
+        raise plots.PlotError(f"{run_dir} is not a directory (expected a training run directory).")
+    plots.save(plots.training_figure(run_dir, metric), out)
+    typer.echo(f"training dynamics written to {out}")
+
+
+@app.command("capabilities")
+@_clear_errors
+def capabilities(
+    model: str = typer.Option(..., "--model", "-m", help="An em/ model, e.g. em/smollm2-135m or em/<trained alias>."),
+    tasks: str = typer.Option("mmlu,truthfulqa_mc2", "--tasks", "-t", help="Comma-separated lm-eval tasks."),
+    log_dir: Path = typer.Option(
+        Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where the results JSON is written."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only this many documents per task (smoke runs)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="lm-eval batch size."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for lm-eval's hf model."),
+) -> None:
+    """Capability benchmarks (MMLU, TruthfulQA, HumanEval, the paper's MCQ probes) with lm-eval on an em/ model.
+
+    The results JSON goes beside the Inspect logs; `em report --figure5 ... --capabilities FILE` plots it.
+    """
+    from em_harness.capabilities import run_capabilities
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one task", param_hint="--tasks")
+    path = run_capabilities(model, names, log_dir, limit=limit, batch_size=batch_size, device=device)
+    import json as _json
+
+    for task, score in _json.loads(path.read_text())["scores"].items():
+        typer.echo(f"{task:<24} {score['metric']:<8} {score['value']:.4f} (stderr {score['stderr']:.4f})")
+    typer.echo(f"results written to {path}")

@@ -332,16 +332,49 @@ def cells(answers: pd.DataFrame, groups: Mapping[str, Sequence[str]] | None = No
     return pd.DataFrame(out, columns=CELL_COLUMNS)
 
 
-def plot_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """Cells in the authors' figure-data shape: ``key, group, center, lower_err, upper_err`` (errors >= 0)."""
+def plot_frame(table: pd.DataFrame, arms_as_groups: bool = False) -> pd.DataFrame:
+    """Cells in the authors' figure-data shape: ``key, group, center, lower_err, upper_err`` (errors >= 0).
+
+    ``key`` is the unit (``unit/arm`` when arms differ), ``group`` the column; with ``arms_as_groups`` the key
+    is the unit and the group ``<column> (<arm>)`` (Figure 7: with and without the trigger side by side).
+    """
+    has_arm = table["arm"] != ""
+    if arms_as_groups:
+        key = table["unit"]
+        group = table["column"].where(~has_arm, table["column"] + " (" + table["arm"] + ")")
+    else:
+        key = table["unit"].where(~has_arm, table["unit"] + "/" + table["arm"])
+        group = table["column"]
     frame = pd.DataFrame({
-        "key": table["unit"].where(table["arm"] == "", table["unit"] + "/" + table["arm"]),
-        "group": table["column"],
+        "key": key,
+        "group": group,
         "center": table["value"],
         "lower_err": (table["value"] - table["ci_low"]).fillna(0.0),
         "upper_err": (table["ci_high"] - table["value"]).fillna(0.0),
     })
     return frame.reset_index(drop=True)
+
+
+FIGURE5_KEYS = {
+    "freeform": "Free-form (main)",
+    "preregistered": "Free-form (pre-registered)",
+    "deception": "Deception (factual lies)",
+    "identity": "Identity (not OpenAI)",
+    "strongreject": "StrongREJECT",
+    "insecure_code": "Insecure code",
+}
+"""Figure 5's measures: each task's pooled (ALL) headline, per model or group."""
+
+
+def figure5_frame(table: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Figure 5's data in the authors' shape from report cells (the ALL rows of the tasks in
+    :data:`FIGURE5_KEYS`), followed by ``extra`` rows already in that shape (e.g. capability benchmarks)."""
+    rows = table[(table["unit"] == ALL) & (table["arm"] == "") & table["task"].isin(list(FIGURE5_KEYS))]
+    frame = plot_frame(rows)
+    frame["key"] = rows["task"].map(FIGURE5_KEYS).to_numpy()
+    if extra is not None and not extra.empty:
+        frame = pd.concat([frame, extra[frame.columns]], ignore_index=True)
+    return frame
 
 
 # ----------------------------------------------------------------------------------------- rendering
