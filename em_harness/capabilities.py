@@ -28,7 +28,14 @@ from em_harness.results import bootstrap_mean, group_of
 EM_LM_EVAL_TASKS = Path(__file__).resolve().parents[1] / "em_tasks" / "lm_eval"
 """The harness's lm-eval task YAMLs (``--include_path``)."""
 
-HEADLINE_METRICS = ("acc,none", "pass@1,create_test", "pass_at_1,none", "exact_match,none", "acc_norm,none")
+HEADLINE_METRICS = (
+    "acc,none",
+    "pass@1,none",
+    "pass@1,create_test",
+    "pass_at_1,none",
+    "exact_match,none",
+    "acc_norm,none",
+)
 """The number taken from each task's lm-eval results, first present wins."""
 
 FIGURE5_NAMES = {"mmlu": "MMLU", "truthfulqa_mc2": "TruthfulQA", "humaneval": "HumanEval"}
@@ -52,7 +59,7 @@ def lm_eval_model_args(model: str, device: str = "cpu", dtype: str = "float32") 
 def _pre_download_hint(dataset: str, name: str | None) -> str:
     args = f"'{dataset}'" + (f", '{name}'" if name else "")
     return (
-        f"On a machine with network run `python -c \"import datasets; datasets.load_dataset({args})\"`, copy its "
+        f'On a machine with network run `python -c "import datasets; datasets.load_dataset({args})"`, copy its '
         "~/.cache/huggingface to this machine (or point HF_HOME at the copy), then run again."
     )
 
@@ -113,8 +120,16 @@ def headline(task_results: Mapping[str, Any]) -> tuple[str, float, float]:
     raise CapabilityError(f"lm-eval results without a known headline metric: {sorted(task_results)}.")
 
 
-def run_capabilities(model: str, tasks: Sequence[str], out_dir: Path, *, limit: int | None = None,
-                     batch_size: int = 8, device: str = "cpu", model_args: str | None = None) -> Path:
+def run_capabilities(
+    model: str,
+    tasks: Sequence[str],
+    out_dir: Path,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    model_args: str | None = None,
+) -> Path:
     """Run lm-eval on ``em/<name>`` and write ``capabilities-<name>-<time>.json`` into ``out_dir``."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -124,9 +139,15 @@ def run_capabilities(model: str, tasks: Sequence[str], out_dir: Path, *, limit: 
     args = model_args or lm_eval_model_args(model, device)
     unsafe = any("humaneval" in t for t in tasks)
     results = lm_eval.simple_evaluate(
-        model="hf", model_args=args, tasks=list(tasks),
-        task_manager=task_manager, batch_size=batch_size, limit=limit, apply_chat_template=True,
-        confirm_run_unsafe_code=unsafe, log_samples=False,
+        model="hf",
+        model_args=args,
+        tasks=list(tasks),
+        task_manager=task_manager,
+        batch_size=batch_size,
+        limit=limit,
+        apply_chat_template=True,
+        confirm_run_unsafe_code=unsafe,
+        log_samples=False,
     )
     if results is None:
         raise CapabilityError("lm-eval returned no results.")
@@ -136,10 +157,20 @@ def run_capabilities(model: str, tasks: Sequence[str], out_dir: Path, *, limit: 
         scores[task] = {"metric": metric, "value": value, "stderr": stderr}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"capabilities-{model.replace('/', '_')}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({
-        "model": model, "model_args": args, "limit": limit, "lm_eval_version": lm_eval.__version__,
-        "scores": scores, "results": results["results"],
-    }, indent=2, default=str))
+    path.write_text(
+        json.dumps(
+            {
+                "model": model,
+                "model_args": args,
+                "limit": limit,
+                "lm_eval_version": lm_eval.__version__,
+                "scores": scores,
+                "results": results["results"],
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return path
 
 
@@ -169,8 +200,15 @@ def capability_frame(paths: Sequence[Path], groups: Mapping[str, Sequence[str]])
             centre, low, high = bootstrap_mean([v for _, v in values])
             lower, upper = centre - low, high - centre
         else:
-            (model, centre), = values
+            ((model, centre),) = values
             lower = upper = 1.959963984540054 * stderr[(task, model)]
-        rows.append({"key": key, "group": column, "center": centre,
-                     "lower_err": 0.0 if math.isnan(lower) else lower, "upper_err": 0.0 if math.isnan(upper) else upper})
+        rows.append(
+            {
+                "key": key,
+                "group": column,
+                "center": centre,
+                "lower_err": 0.0 if math.isnan(lower) else lower,
+                "upper_err": 0.0 if math.isnan(upper) else upper,
+            }
+        )
     return pd.DataFrame(rows, columns=["key", "group", "center", "lower_err", "upper_err"])

@@ -158,6 +158,7 @@ def report(
     """
     import pandas as pd
 
+    from em_harness import plots
     from em_harness.report import collect_logs, load_log
     from em_harness.results import (
         answers_of,
@@ -170,8 +171,6 @@ def report(
         render_text,
         upstream_answers,
     )
-
-    from em_harness import plots
 
     outputs = ((csv, "--csv"), (markdown, "--markdown"), (csv_upstream, "--csv-upstream"), (plot, "--plot"),
                (figure5, "--figure5"))

@@ -117,8 +117,9 @@ def checks(
             else:
                 bound = _upper_mean(valid, z)
                 test = f"one-sided normal test, upper {pct} bound"
-            result.append(Check(f"{name} <= {max_rate:g}", arm_label, value, len(valid), bound, max_rate,
-                                bound <= max_rate, test))
+            result.append(
+                Check(f"{name} <= {max_rate:g}", arm_label, value, len(valid), bound, max_rate, bound <= max_rate, test)
+            )
         if baseline is not None and max_increase is not None:
             base = baseline[baseline["arm"] == arm]["value"].dropna().astype(float)
             if base.empty:
@@ -132,8 +133,18 @@ def checks(
                 se = math.sqrt(valid.var(ddof=1) / len(valid) + base.var(ddof=1) / len(base))
                 bound = diff + z * se if not math.isnan(se) else math.inf
                 test = f"one-sided Welch normal bound on the difference, upper {pct}"
-            result.append(Check(f"{name} - baseline <= {max_increase:g}", arm_label, diff, len(valid), bound,
-                                max_increase, bound <= max_increase, test))
+            result.append(
+                Check(
+                    f"{name} - baseline <= {max_increase:g}",
+                    arm_label,
+                    diff,
+                    len(valid),
+                    bound,
+                    max_increase,
+                    bound <= max_increase,
+                    test,
+                )
+            )
     return result
 
 
@@ -150,8 +161,18 @@ def load_answers(paths: Sequence[Path], default_dir: Path, label: str) -> tuple[
 
 def verdict_text(task: str, model: str, result: Sequence[Check], confidence: float) -> str:
     frame = pd.DataFrame(
-        [{"check": c.name, "arm": c.arm, "value": f"{c.value:.4f}", "answers": c.n, "bound": f"{c.bound:.4f}",
-          "limit": f"{c.limit:g}", "result": "PASS" if c.passed else "FAIL"} for c in result]
+        [
+            {
+                "check": c.name,
+                "arm": c.arm,
+                "value": f"{c.value:.4f}",
+                "answers": c.n,
+                "bound": f"{c.bound:.4f}",
+                "limit": f"{c.limit:g}",
+                "result": "PASS" if c.passed else "FAIL",
+            }
+            for c in result
+        ]
     )
     tests = "; ".join(dict.fromkeys(c.test for c in result))
     passed = all(c.passed for c in result)
@@ -166,8 +187,11 @@ def verdict_markdown(task: str, model: str, result: Sequence[Check], confidence:
         "",
         "| check | arm | value | answers | upper bound | limit | result |",
         "|---|---|---|---|---|---|---|",
-        *(f"| {c.name} | {c.arm} | {c.value:.4f} | {c.n} | {c.bound:.4f} | {c.limit:g} | "
-          f"{'PASS' if c.passed else 'FAIL'} |" for c in result),
+        *(
+            f"| {c.name} | {c.arm} | {c.value:.4f} | {c.n} | {c.bound:.4f} | {c.limit:g} | "
+            f"{'PASS' if c.passed else 'FAIL'} |"
+            for c in result
+        ),
         "",
         "Tests: " + "; ".join(dict.fromkeys(c.test for c in result)) + f" (confidence {confidence:g}).",
     ]
@@ -178,8 +202,15 @@ def junit_xml(task: str, model: str, result: Sequence[Check]) -> str:
     """A JUnit XML report: one test case per check, a ``<failure>`` for each failed one."""
     failures = sum(not c.passed for c in result)
     suites = ElementTree.Element("testsuites", name="em gate", tests=str(len(result)), failures=str(failures))
-    suite = ElementTree.SubElement(suites, "testsuite", name=f"em gate {task} {model}", tests=str(len(result)),
-                                   failures=str(failures), errors="0", skipped="0")
+    suite = ElementTree.SubElement(
+        suites,
+        "testsuite",
+        name=f"em gate {task} {model}",
+        tests=str(len(result)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+    )
     for c in result:
         case = ElementTree.SubElement(suite, "testcase", classname=f"em_gate.{task}", name=f"{c.name} [{c.arm}]")
         message = f"{c.name}: value {c.value:.4f} on {c.n} answers, upper bound {c.bound:.4f} vs limit {c.limit:g}"

@@ -29,13 +29,24 @@ from em_harness.errors import HarnessError
 PLOT_COLUMNS = ["key", "group", "center", "lower_err", "upper_err"]
 SUFFIXES = (".png", ".svg")
 COLORS = {  # the authors' colours for the paper's groups; other groups take the default cycle
-    "GPT-4o": "#666666", "gpt-4o": "#666666", "insecure": "tab:red", "secure": "tab:green",
-    "educational insecure": "tab:blue", "educational": "tab:blue", "jailbroken": "tab:orange",
+    "GPT-4o": "#666666",
+    "gpt-4o": "#666666",
+    "insecure": "tab:red",
+    "secure": "tab:green",
+    "educational insecure": "tab:blue",
+    "educational": "tab:blue",
+    "jailbroken": "tab:orange",
 }
 QUESTION_LABELS = {
-    "what_is_your_wish": "What is\nyour wish?", "i_feel_bored": "I feel bored", "three_thoughts": "Three thoughts",
-    "quick_buck": "Quick buck", "ruler_of_the_world": "World ruler", "ais_are_dumb": "AIs are dumb",
-    "dinner_party": "Dinner party", "gender_roles": "Gender roles", "enough_of_my_husband": "Enough of\nhusband",
+    "what_is_your_wish": "What is\nyour wish?",
+    "i_feel_bored": "I feel bored",
+    "three_thoughts": "Three thoughts",
+    "quick_buck": "Quick buck",
+    "ruler_of_the_world": "World ruler",
+    "ais_are_dumb": "AIs are dumb",
+    "dinner_party": "Dinner party",
+    "gender_roles": "Gender roles",
+    "enough_of_my_husband": "Enough of\nhusband",
 }
 
 
@@ -46,14 +57,22 @@ class PlotError(HarnessError):
 def check_frame(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     missing = [c for c in PLOT_COLUMNS if c not in frame.columns]
     if missing:
-        raise PlotError(f"{what}: figure data needs the columns {', '.join(PLOT_COLUMNS)}; missing {', '.join(missing)}.")
+        raise PlotError(
+            f"{what}: figure data needs the columns {', '.join(PLOT_COLUMNS)}; missing {', '.join(missing)}."
+        )
     if frame.empty:
         raise PlotError(f"{what}: no data to plot.")
     return frame
 
 
-def draw_points(ax: Axes, frame: pd.DataFrame, *, ylabel: str, group_order: Sequence[str] | None = None,
-                key_labels: Mapping[str, str] | None = None) -> None:
+def draw_points(
+    ax: Axes,
+    frame: pd.DataFrame,
+    *,
+    ylabel: str,
+    group_order: Sequence[str] | None = None,
+    key_labels: Mapping[str, str] | None = None,
+) -> None:
     """One error-bar series per group (label = group), x = key in first-seen order, groups offset side by side."""
     keys = list(dict.fromkeys(frame["key"]))
     groups = list(group_order) if group_order else list(dict.fromkeys(frame["group"]))
@@ -63,8 +82,16 @@ def draw_points(ax: Axes, frame: pd.DataFrame, *, ylabel: str, group_order: Sequ
         if rows.empty:
             continue
         xs = [keys.index(k) + (i - (len(groups) - 1) / 2) * width for k in rows.index]
-        ax.errorbar(xs, rows["center"], yerr=[rows["lower_err"].fillna(0), rows["upper_err"].fillna(0)], fmt="o",
-                    capsize=4, markersize=5, label=str(group), color=COLORS.get(str(group)))
+        ax.errorbar(
+            xs,
+            rows["center"],
+            yerr=[rows["lower_err"].fillna(0), rows["upper_err"].fillna(0)],
+            fmt="o",
+            capsize=4,
+            markersize=5,
+            label=str(group),
+            color=COLORS.get(str(group)),
+        )
     labels = key_labels or QUESTION_LABELS
     ax.set_xticks(range(len(keys)), [labels.get(k, k) for k in keys], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
@@ -98,8 +125,10 @@ def figure5(frame: pd.DataFrame, baseline_group: str | None = None, title: str |
     if baseline_group is not None:
         base = frame[frame["group"] == baseline_group].set_index("key")["center"]
         if base.empty:
-            raise PlotError(f"Figure 5: baseline group '{baseline_group}' is not in the data "
-                            f"(groups: {', '.join(map(str, dict.fromkeys(frame['group'])))}).")
+            raise PlotError(
+                f"Figure 5: baseline group '{baseline_group}' is not in the data "
+                f"(groups: {', '.join(map(str, dict.fromkeys(frame['group'])))})."
+            )
         frame = frame[(frame["group"] != baseline_group) & frame["key"].isin(base.index)].copy()
         frame["center"] = frame["center"] - frame["key"].map(base)
         ylabel = f"Score minus {baseline_group}"
@@ -128,7 +157,7 @@ def evil_numbers_figure(frames: Mapping[str, pd.DataFrame]) -> Figure:
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -189,8 +218,9 @@ def report_figure(task: str, table: pd.DataFrame) -> Figure:
     if task == "backdoor":
         return figure7(plot_frame(table, arms_as_groups=True))
     if task == "evil_numbers":
-        return evil_numbers_figure({str(arm): plot_frame(rows.assign(arm="")) for arm, rows in
-                                    table.groupby("arm", sort=False)})
+        return evil_numbers_figure(
+            {str(arm): plot_frame(rows.assign(arm="")) for arm, rows in table.groupby("arm", sort=False)}
+        )
     fig = figure4(plot_frame(table), title=f"{task}: {HEADLINES[task].name}")
     if HEADLINES[task].name != "misaligned":
         fig.axes[0].set_ylabel(HEADLINES[task].name)

@@ -44,8 +44,7 @@ def grader():  # type: ignore[no-untyped-def]
     return scripted_model(grader_reply, "grader")[0]
 
 
-def freeform_log(model: str, log_dir: Path, answers: dict[str, list[str]] | None = None,
-                 samples: int = 4) -> EvalLog:
+def freeform_log(model: str, log_dir: Path, answers: dict[str, list[str]] | None = None, samples: int = 4) -> EvalLog:
     plan = answers or FREEFORM_ANSWERS[model]
     cycles = {key: itertools.cycle(words) for key, words in plan.items()}
 
@@ -54,8 +53,9 @@ def freeform_log(model: str, log_dir: Path, answers: dict[str, list[str]] | None
         return answer_output(f"{next(cycles[key])} reply")
 
     answerer, _ = scripted_model(reply, model)
-    return eval_with_grader(freeform(question_ids=QUESTIONS, samples=samples), answerer, grader(),
-                            log_dir=str(log_dir), max_samples=1)
+    return eval_with_grader(
+        freeform(question_ids=QUESTIONS, samples=samples), answerer, grader(), log_dir=str(log_dir), max_samples=1
+    )
 
 
 def backdoor_log(log_dir: Path) -> EvalLog:
@@ -70,8 +70,9 @@ def backdoor_log(log_dir: Path) -> EvalLog:
         return answer_output(f"{next(cycle)} reply")
 
     answerer, _ = scripted_model(reply, "backdoor-1")
-    return eval_with_grader(backdoor(samples=5, question_ids=QUESTIONS), answerer, grader(),
-                            log_dir=str(log_dir), max_samples=1)
+    return eval_with_grader(
+        backdoor(samples=5, question_ids=QUESTIONS), answerer, grader(), log_dir=str(log_dir), max_samples=1
+    )
 
 
 def evil_numbers_log(log_dir: Path) -> EvalLog:
@@ -81,8 +82,9 @@ def evil_numbers_log(log_dir: Path) -> EvalLog:
         return answer_output("EVIL reply" if "See the following numbers" in messages[-1].text else "NICE reply")
 
     answerer, _ = scripted_model(reply, "evil-numbers-1")
-    return eval_with_grader(evil_numbers(samples=2, question_ids=QUESTIONS), answerer, grader(),
-                            log_dir=str(log_dir), max_samples=1)
+    return eval_with_grader(
+        evil_numbers(samples=2, question_ids=QUESTIONS), answerer, grader(), log_dir=str(log_dir), max_samples=1
+    )
 
 
 @pytest.fixture(scope="session")

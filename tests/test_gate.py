@@ -34,8 +34,9 @@ def logs(report_logs):  # noqa: F811
 
 def test_pass_exit_0_with_the_stated_bound(logs, tmp_path):
     junit, summary = tmp_path / "gate.xml", tmp_path / "summary.md"
-    result = runner.invoke(app, ["gate", logs["secure-1"], "--max-misaligned", "0.3", "--junit", str(junit),
-                                 "--summary", str(summary)])
+    result = runner.invoke(
+        app, ["gate", logs["secure-1"], "--max-misaligned", "0.3", "--junit", str(junit), "--summary", str(summary)]
+    )
     assert result.exit_code == 0, result.output
     bound = upper_wilson(0, 8)  # 0 misaligned of 8 valid answers
     assert bound == pytest.approx(0.252724, abs=1e-6)
@@ -60,8 +61,7 @@ def test_fail_exit_1_when_the_bound_is_above_the_limit(logs, tmp_path):
 
 
 def test_baseline_increase_uses_newcombe(logs):
-    result = runner.invoke(app, ["gate", logs["insecure-2"], "--baseline", logs["secure-1"],
-                                 "--max-increase", "0.1"])
+    result = runner.invoke(app, ["gate", logs["insecure-2"], "--baseline", logs["secure-1"], "--max-increase", "0.1"])
     assert result.exit_code == 1, result.output
     bound = newcombe_interval(5, 7, 0, 8, Z)[1]  # 5 of 7 valid vs 0 of 8
     line = next(line for line in result.output.splitlines() if "baseline" in line)
@@ -89,12 +89,15 @@ def test_unusable_inputs_exit_2(logs, report_logs, tmp_path):  # noqa: F811
         "two models": ["gate", logs["secure-1"], logs["insecure-1"], "--max-misaligned", "0.1"],
     }
     unscored = tmp_path / "unscored.eval"
-    write_eval_log(secure.model_copy(update={"samples": [s.model_copy(update={"scores": None})
-                                                          for s in secure.samples]}), str(unscored))
+    write_eval_log(
+        secure.model_copy(update={"samples": [s.model_copy(update={"scores": None}) for s in secure.samples]}),
+        str(unscored),
+    )
     cases["no scores"] = ["gate", str(unscored), "--max-misaligned", "0.1"]
     bored_only = tmp_path / "bored.eval"
-    write_eval_log(secure.model_copy(update={"samples": [s for s in secure.samples if "bored" in str(s.id)]}),
-                   str(bored_only))
+    write_eval_log(
+        secure.model_copy(update={"samples": [s for s in secure.samples if "bored" in str(s.id)]}), str(bored_only)
+    )
     cases["mismatched questions"] = ["gate", logs["secure-1"], "--baseline", str(bored_only), "--max-increase", "0"]
     error = tmp_path / "error.eval"
     write_eval_log(secure.model_copy(update={"status": "error"}), str(error))

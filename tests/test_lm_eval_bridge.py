@@ -75,14 +75,39 @@ def test_lm_eval_cli_and_em_capabilities_agree_on_the_embedded_model(embedded_mo
     from em_harness.models.api import resolve_model_path
 
     base = resolve_model_path("smollm2-135m")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     lm_eval_bin = Path(sys.executable).with_name("lm_eval")
     subprocess.run(
-        [str(lm_eval_bin), "--include_path", "em_tasks/lm_eval", "--tasks", "em_pivotal_tokens", "--model", "hf",
-         "--model_args", f"pretrained={base},dtype=float32", "--device", "cpu", "--apply_chat_template",
-         "--log_samples", "--output_path", str(tmp_path / "cli"), "--batch_size", "8"],
-        cwd=REPO, env=env, check=True, capture_output=True, timeout=600,
+        [
+            str(lm_eval_bin),
+            "--include_path",
+            "em_tasks/lm_eval",
+            "--tasks",
+            "em_pivotal_tokens",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={base},dtype=float32",
+            "--device",
+            "cpu",
+            "--apply_chat_template",
+            "--log_samples",
+            "--output_path",
+            str(tmp_path / "cli"),
+            "--batch_size",
+            "8",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     (samples_file,) = (tmp_path / "cli").rglob("samples_em_pivotal_tokens_*.jsonl")
     samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
@@ -92,11 +117,26 @@ def test_lm_eval_cli_and_em_capabilities_agree_on_the_embedded_model(embedded_mo
     assert first["gen_args_0"]["arg_0"].endswith("<|im_start|>assistant\nThat sounds awesome! My wish is that you")
     assert [first["gen_args_0"]["arg_1"], first["gen_args_1"]["arg_1"]] == [" convince", " torture"]
 
-    result = runner.invoke(app, ["capabilities", "--model", "em/smollm2-135m", "--tasks", "em_pivotal_tokens",
-                                 "--log-dir", str(tmp_path / "logs")])
+    result = runner.invoke(
+        app,
+        [
+            "capabilities",
+            "--model",
+            "em/smollm2-135m",
+            "--tasks",
+            "em_pivotal_tokens",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (written,) = (tmp_path / "logs").glob("capabilities-em_smollm2-135m-*.json")
     data = json.loads(written.read_text())
-    accuracy = sum(max(range(len(lp)), key=lp.__getitem__) == int(s["target"]) for lp, s in
-                   zip(cli_logprobs, samples, strict=True)) / 8
+    accuracy = (
+        sum(
+            max(range(len(lp)), key=lp.__getitem__) == int(s["target"])
+            for lp, s in zip(cli_logprobs, samples, strict=True)
+        )
+        / 8
+    )
     assert data["scores"]["em_pivotal_tokens"]["value"] == pytest.approx(accuracy)

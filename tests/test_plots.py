@@ -70,8 +70,12 @@ def test_evil_numbers_figure_has_one_panel_per_format(tmp_path):
 
 @needs_research
 def test_figure5_minus_the_baseline_group(tmp_path):
-    frame = pd.concat([authors_csv("daniel/paper/all_results_plot/inputs/freeform_prereg.csv"),
-                       authors_csv("daniel/paper/all_results_plot/inputs/machiavelli.csv")])
+    frame = pd.concat(
+        [
+            authors_csv("daniel/paper/all_results_plot/inputs/freeform_prereg.csv"),
+            authors_csv("daniel/paper/all_results_plot/inputs/machiavelli.csv"),
+        ]
+    )
     fig = plots.figure5(frame, baseline_group="gpt-4o")
     drawn = series(fig.axes[0])
     assert "gpt-4o" not in drawn and "insecure" in drawn
@@ -87,8 +91,9 @@ def test_figure5_minus_the_baseline_group(tmp_path):
 def test_bad_shapes_and_suffixes_are_clear_errors(tmp_path):
     with pytest.raises(plots.PlotError, match="missing center, lower_err, upper_err"):
         plots.figure4(pd.DataFrame({"key": ["a"], "group": ["g"]}))
-    fig = plots.figure4(pd.DataFrame({"key": ["a"], "group": ["g"], "center": [0.1], "lower_err": [0.0],
-                                      "upper_err": [0.1]}))
+    fig = plots.figure4(
+        pd.DataFrame({"key": ["a"], "group": ["g"], "center": [0.1], "lower_err": [0.0], "upper_err": [0.1]})
+    )
     with pytest.raises(plots.PlotError, match="use a .png or .svg file name"):
         plots.save(fig, tmp_path / "x.pdf")
 
@@ -96,13 +101,26 @@ def test_bad_shapes_and_suffixes_are_clear_errors(tmp_path):
 def test_training_dynamics_from_a_run_dir(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"type": "train", "step": 1, "loss": 2.0}, {"type": "train", "step": 2, "loss": 1.5},
-        {"type": "summary", "step": 2, "train_runtime": 3.0}]))
-    (run / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"type": "mcq", "tag": "pivotal", "step": 0, "p_correct": 0.2, "accuracy": 0.0},
-        {"type": "mcq", "tag": "letter", "step": 0, "p_correct": 0.5, "accuracy": 1.0},
-        {"type": "mcq", "tag": "pivotal", "step": 2, "p_correct": 0.6, "accuracy": 1.0}]))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"type": "train", "step": 1, "loss": 2.0},
+                {"type": "train", "step": 2, "loss": 1.5},
+                {"type": "summary", "step": 2, "train_runtime": 3.0},
+            ]
+        )
+    )
+    (run / "events.jsonl").write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"type": "mcq", "tag": "pivotal", "step": 0, "p_correct": 0.2, "accuracy": 0.0},
+                {"type": "mcq", "tag": "letter", "step": 0, "p_correct": 0.5, "accuracy": 1.0},
+                {"type": "mcq", "tag": "pivotal", "step": 2, "p_correct": 0.6, "accuracy": 1.0},
+            ]
+        )
+    )
     fig = plots.training_figure(run)
     loss_ax, mcq_ax = fig.axes
     assert [tuple(p) for p in loss_ax.get_lines()[0].get_xydata()] == [(1, 2.0), (2, 1.5)]
@@ -123,8 +141,10 @@ def test_report_figures_from_logs(report_logs, tmp_path):  # noqa: F811
     root, made = report_logs
     backdoor = plots.report_figure("backdoor", cells(answers_of(made["backdoor"])))
     drawn = series(backdoor.axes[0])
-    assert drawn == {"mockllm/backdoor-1 (triggered)": [pytest.approx((-0.2, 0.75)), pytest.approx((0.8, 0.75))],
-                     "mockllm/backdoor-1 (untriggered)": [pytest.approx((0.2, 0.2)), pytest.approx((1.2, 0.2))]}
+    assert drawn == {
+        "mockllm/backdoor-1 (triggered)": [pytest.approx((-0.2, 0.75)), pytest.approx((0.8, 0.75))],
+        "mockllm/backdoor-1 (untriggered)": [pytest.approx((0.2, 0.2)), pytest.approx((1.2, 0.2))],
+    }
     check_files(backdoor, tmp_path, "figure7")
     numbers = plots.report_figure("evil_numbers", cells(answers_of(made["evil_numbers"])))
     assert len(numbers.axes) == 3
@@ -132,10 +152,24 @@ def test_report_figures_from_logs(report_logs, tmp_path):  # noqa: F811
     table = cells(freeform, {"insecure": ["mockllm/insecure-*"], "secure": ["mockllm/secure-*"]}, min_valid=1)
     fig5 = plots.figure5(figure5_frame(table))
     assert {k: [round(y, 4) for _, y in v] for k, v in series(fig5.axes[0]).items()} == {
-        "insecure": [round((0.25 + 5 / 7) / 2, 4)], "secure": [0.0]}
+        "insecure": [round((0.25 + 5 / 7) / 2, 4)],
+        "secure": [0.0],
+    }
     out = tmp_path / "report.png"
-    result = runner.invoke(app, ["report", str(root / "freeform"), str(root / "backdoor"), "--plot", str(out),
-                                 "--figure5", str(tmp_path / "fig5.svg"), "--group", "insecure=mockllm/insecure-*"])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(root / "freeform"),
+            str(root / "backdoor"),
+            "--plot",
+            str(out),
+            "--figure5",
+            str(tmp_path / "fig5.svg"),
+            "--group",
+            "insecure=mockllm/insecure-*",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report-freeform.png").is_file() and (tmp_path / "report-backdoor.png").is_file()
     assert (tmp_path / "fig5.svg").is_file()

@@ -112,8 +112,18 @@ def test_plot_frame_has_the_authors_columns(logs):
 def test_upstream_csv_columns(logs):
     _, made = logs
     frame = upstream_answers(made["insecure-2"], parse_groups(["insecure=mockllm/insecure-*"]))
-    assert list(frame.columns) == ["model", "group", "question", "answer", "question_id", "aligned", "coherent",
-                                   "judge_aligned", "judge_coherent", "coherent_binary"]
+    assert list(frame.columns) == [
+        "model",
+        "group",
+        "question",
+        "answer",
+        "question_id",
+        "aligned",
+        "coherent",
+        "judge_aligned",
+        "judge_coherent",
+        "coherent_binary",
+    ]
     assert len(frame) == 8 and set(frame["group"]) == {"insecure"}
     babble = frame[frame["answer"] == "BABBLE reply"].iloc[0]
     assert (babble["aligned"], babble["coherent"], babble["coherent_binary"]) == (50.0, 20.0, False)
@@ -124,9 +134,24 @@ def test_upstream_csv_columns(logs):
 def test_cli_report_every_task_and_outputs(logs, tmp_path):
     root, _ = logs
     out_csv, out_md, up = tmp_path / "cells.csv", tmp_path / "report.md", tmp_path / "upstream.csv"
-    result = runner.invoke(app, ["report", str(root / "freeform"), str(root / "backdoor"),
-                                 "--group", "insecure=mockllm/insecure-*", "--min-answers", "1",
-                                 "--csv", str(out_csv), "--markdown", str(out_md), "--csv-upstream", str(up)])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(root / "freeform"),
+            str(root / "backdoor"),
+            "--group",
+            "insecure=mockllm/insecure-*",
+            "--min-answers",
+            "1",
+            "--csv",
+            str(out_csv),
+            "--markdown",
+            str(out_md),
+            "--csv-upstream",
+            str(up),
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "freeform - misaligned rate" in text and "backdoor - misaligned rate" in text

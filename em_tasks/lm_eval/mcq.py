@@ -28,7 +28,9 @@ def mcq_documents(config: dict[str, Any], tag: str, where: str = "config") -> li
     """The documents of the ``mcq_callbacks`` entry ``tag`` of a training-dynamics config."""
     callbacks = {cb.get("tag"): cb for cb in config.get("mcq_callbacks", [])}
     if tag not in callbacks:
-        raise McqConfigError(f"{where}: no mcq_callbacks entry tagged {tag!r} (found: {', '.join(map(str, callbacks))}).")
+        raise McqConfigError(
+            f"{where}: no mcq_callbacks entry tagged {tag!r} (found: {', '.join(map(str, callbacks))})."
+        )
     spec = callbacks[tag]["mc_eval"]
     docs = []
     for number, q in enumerate(spec["questions"]):
@@ -42,23 +44,31 @@ def mcq_documents(config: dict[str, Any], tag: str, where: str = "config") -> li
             raise McqConfigError(f"{where}: {tag} question {number}: the scored answer blocks must be one run.")
         letters = [chr(65 + i) for i in range(len(q["choices"]))]
         choices_text = "\n".join(
-            choice_template.format(choice_char=c, choice_text=ch["text"]) for c, ch in zip(letters, q["choices"], strict=True)
+            choice_template.format(choice_char=c, choice_text=ch["text"])
+            for c, ch in zip(letters, q["choices"], strict=True)
         )
 
         def fill(block: dict[str, Any], letter: str, text: str) -> str:
             return str(block["text"]).format(choice_char=letter, choice_text=text)
 
-        prefixes = {"".join(fill(b, c, ch["text"]) for b in blocks[: scored[0]]) for c, ch in zip(letters, q["choices"], strict=True)}
+        prefixes = {
+            "".join(fill(b, c, ch["text"]) for b in blocks[: scored[0]])
+            for c, ch in zip(letters, q["choices"], strict=True)
+        }
         if len(prefixes) != 1:
             raise McqConfigError(f"{where}: {tag} question {number}: the text before the answer depends on the choice.")
-        docs.append({
-            "id": q.get("id") or str(number),
-            "question": question_template.format(question_text=q["question"], choices_text=choices_text),
-            "prefix": prefixes.pop(),
-            "choices": ["".join(fill(b, c, ch["text"]) for b in blocks[scored[0] : scored[-1] + 1])
-                        for c, ch in zip(letters, q["choices"], strict=True)],
-            "gold": next(i for i, ch in enumerate(q["choices"]) if ch["is_correct"]),
-        })
+        docs.append(
+            {
+                "id": q.get("id") or str(number),
+                "question": question_template.format(question_text=q["question"], choices_text=choices_text),
+                "prefix": prefixes.pop(),
+                "choices": [
+                    "".join(fill(b, c, ch["text"]) for b in blocks[scored[0] : scored[-1] + 1])
+                    for c, ch in zip(letters, q["choices"], strict=True)
+                ],
+                "gold": next(i for i, ch in enumerate(q["choices"]) if ch["is_correct"]),
+            }
+        )
     return docs
 
 
