@@ -7,15 +7,44 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from em_harness.errors import HarnessError
 
-app = typer.Typer(
+class _OneLineErrors(typer.Typer):
+    """The ``em`` entry point: a usage error (bad option value, unknown option, missing argument) is one
+    ``error:`` line on stderr with exit code 2, like the harness's own errors, instead of click's usage block."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # typer vendors click from 0.2x on; older typer uses click itself
+            from typer._click import exceptions as click
+        except ImportError:  # pragma: no cover
+            from click import exceptions as click  # type: ignore[no-redef]
+
+        try:
+            result = super().__call__(*args, standalone_mode=False, **kwargs)
+        except click.NoArgsIsHelpError as ex:
+            typer.echo(ex.ctx.get_help() if ex.ctx else ex.format_message())
+            sys.exit(2)
+        except click.UsageError as ex:
+            where = f" ({ex.ctx.command_path})" if ex.ctx else ""
+            typer.echo(f"error{where}: {ex.format_message()}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as ex:
+            typer.echo(f"error: {ex.format_message()}", err=True)
+            sys.exit(ex.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = _OneLineErrors(
     name="em",
     help="Emergent-misalignment harness: data, models and reports (evaluations run through `inspect eval`).",
     no_args_is_help=True,
@@ -335,3 +364,7 @@ def capabilities(
     for task, score in _json.loads(path.read_text())["scores"].items():
         typer.echo(f"{task:<24} {score['metric']:<8} {score['value']:.4f} (stderr {score['stderr']:.4f})")
     typer.echo(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    app(prog_name="em")

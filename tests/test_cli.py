@@ -84,3 +84,21 @@ def test_console_script_is_installed():
     assert em.exists() or shutil.which("em")
     result = subprocess.run([str(em) if em.exists() else "em", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "data" in result.stdout and "report" in result.stdout
+
+
+def test_every_verb_reports_a_bad_input_as_one_line_with_exit_2(tmp_path):
+    """The real entry point (not CliRunner): usage errors and the harness's errors alike are one `error:` line."""
+    cases = {
+        ("data", "status", "-d", "nope"): "error (em data status): Invalid value for --dataset: unknown dataset 'nope'",
+        ("models", "provision", "nope"): "error: Unknown model 'nope'.",
+        ("report", "--csv", "/no/such/dir/x.csv"): "error: --csv /no/such/dir/x.csv: directory /no/such/dir does not",
+        ("gate", "x.eval", "--max-misaligned", "2"): "error (em gate): Invalid value for '--max-misaligned'",
+        ("capabilities",): "error (em capabilities): Missing option '--model'",
+        ("plot-training", str(tmp_path), "--out", "/no/such/dir/t.png"): "error: --out /no/such/dir/t.png: directory",
+    }
+    for args, message in cases.items():
+        result = subprocess.run([sys.executable, "-m", "em_harness.cli", *args], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith(message), (args, result.stderr)
