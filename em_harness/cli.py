@@ -16,6 +16,7 @@ import typer
 
 from em_harness.errors import HarnessError
 
+
 class _OneLineErrors(typer.Typer):
     """The ``em`` entry point: a usage error (bad option value, unknown option, missing argument) is one
     ``error:`` line on stderr with exit code 2, like the harness's own errors, instead of click's usage block."""
@@ -35,7 +36,7 @@ class _OneLineErrors(typer.Typer):
             where = f" ({ex.ctx.command_path})" if ex.ctx else ""
             typer.echo(f"error{where}: {ex.format_message()}", err=True)
             sys.exit(2)
-        except click.Abort:
+        except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(130)
         except click.ClickException as ex:
