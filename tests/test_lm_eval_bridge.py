@@ -149,16 +149,19 @@ def test_capability_results_become_figure5_rows(tmp_path):
     paths = []
     for model, value in (("em/insecure-1", 0.60), ("em/insecure-2", 0.70), ("em/base", 0.80)):
         path = tmp_path / f"{model.replace('/', '_')}.json"
-        path.write_text(json.dumps({"model": model, "scores": {"mmlu": {"metric": "acc", "value": value,
-                                                                        "stderr": 0.01}}}))
+        path.write_text(
+            json.dumps({"model": model, "scores": {"mmlu": {"metric": "acc", "value": value, "stderr": 0.01}}})
+        )
         paths.append(path)
     frame = capability_frame(paths, {"insecure": ["em/insecure-*"]}).set_index("group")
     centre, low, high = bootstrap_mean([0.60, 0.70])
     assert frame.loc["insecure", "key"] == "MMLU"
     assert frame.loc["insecure", ["center", "lower_err", "upper_err"]].tolist() == pytest.approx(
-        [centre, centre - low, high - centre])
+        [centre, centre - low, high - centre]
+    )
     assert frame.loc["em/base", ["center", "lower_err", "upper_err"]].tolist() == pytest.approx(
-        [0.80, 1.959963984540054 * 0.01, 1.959963984540054 * 0.01])
+        [0.80, 1.959963984540054 * 0.01, 1.959963984540054 * 0.01]
+    )
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(CapabilityError, match="is not a result file of `em capabilities`"):
         capability_frame([tmp_path / "bad.json"], {})
