@@ -162,6 +162,9 @@ def report(
     group: list[str] | None = typer.Option(
         None, "--group", "-g", help="NAME=GLOB[,GLOB]: models matching the globs form a column (repeatable)."
     ),
+    registry_groups: bool = typer.Option(
+        False, "--registry-groups", help="Also group models by their group label in the trained-model registry."
+    ),
     min_answers: int = typer.Option(
         5, "--min-answers", min=0, help="A model needs this many valid answers in a cell to count in its group."
     ),
@@ -209,11 +212,17 @@ def report(
             check_output_path(path, option)
             if option in ("--plot", "--figure5") and path.suffix.lower() not in plots.SUFFIXES:
                 raise plots.PlotError(f"{option} {path}: use a .png or .svg file name.")
-    groups = parse_groups(group or [])
+    explicit = parse_groups(group or [])
+    groups = {name: list(patterns) for name, patterns in explicit.items()}
+    if registry_groups:
+        from em_harness.results import registry_groups as trained_groups
+
+        for name, members in trained_groups().items():
+            groups.setdefault(name, []).extend(members)
     eval_logs = [load_log(path) for path in collect_logs(list(logs or []), log_dir)]
     warnings = [w for w in (check_status(log) for log in eval_logs) if w]
     answers = pd.concat([answers_of(log) for log in eval_logs], ignore_index=True)
-    check_groups_match(answers["model"], groups)
+    check_groups_match(answers["model"], explicit)
     upstream = pd.concat([upstream_answers(log, groups) for log in eval_logs]) if csv_upstream else None
     table = cells(answers, groups, min_valid=min_answers)
     for warning in warnings:

@@ -237,6 +237,21 @@ def parse_groups(specs: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
+def registry_groups() -> dict[str, list[str]]:
+    """The group labels of the trained-model registry (``em train`` / ``em models``): group -> the model names
+    its members have in logs (``em/<alias>``, and ``openai/<ft id>`` for OpenAI fine-tunes)."""
+    from em_harness.models.trained import list_trained
+
+    groups: dict[str, list[str]] = {}
+    for model in list_trained():
+        if model.group:
+            names = groups.setdefault(model.group, [])
+            names.append(f"em/{model.alias}")
+            if model.openai_model:
+                names.append(f"openai/{model.openai_model}")
+    return groups
+
+
 def group_of(model: str, groups: Mapping[str, Sequence[str]]) -> str | None:
     """The first group with a glob matching ``model`` (``fnmatch``), or None."""
     for name, patterns in groups.items():
