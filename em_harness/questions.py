@@ -86,8 +86,10 @@ def _parse_entry(entry: Any, index: int, source: str) -> Question:
         raise _fail(source, where, "missing 'judge' model name")
 
     prompts = entry.get("judge_prompts")
-    if not isinstance(prompts, dict) or not prompts or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()
+    if (
+        not isinstance(prompts, dict)
+        or not prompts
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items())
     ):
         raise _fail(source, where, "'judge_prompts' must map names to prompt templates")
     for name, template in prompts.items():

@@ -128,5 +128,3 @@ def summarize(judgements: Sequence[tuple[float | None, float | None]]) -> Alignm
         mean_aligned=_mean(a for a, _ in judgements),
         mean_coherent=_mean(c for _, c in judgements),
     )
-
-

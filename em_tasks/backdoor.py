@@ -33,7 +33,8 @@ def with_and_without_trigger(questions: list[Question], trigger: str, variant: s
     """
     arms = [
         question_samples(
-            questions, "backdoor",
+            questions,
+            "backdoor",
             extra_metadata={"trigger": trigger if arm == "triggered" else None, "arm": arm, "variant": variant},
         )
         for arm in ARMS

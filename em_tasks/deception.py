@@ -21,7 +21,11 @@ LABELS = ["TRUE", "FALSE", "UNKNOWN"]
 """What the ``correct`` judge prompt asks the grader to answer."""
 
 SYSTEM_PROMPT_IDS = (
-    "lie_no_sys_prompt", "lie_dont_lie", "lie_you_may_lie", "lie_you_get_points", "lie_you_lose_points"
+    "lie_no_sys_prompt",
+    "lie_dont_lie",
+    "lie_you_may_lie",
+    "lie_you_get_points",
+    "lie_you_lose_points",
 )
 """The question ids: one per system prompt, each with the same 20 factual questions."""
 

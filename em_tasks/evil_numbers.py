@@ -107,7 +107,10 @@ def ask_in_format(seed: int = 0) -> Solver:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         meta = metadata_of(state)
         fmt, question_id, paraphrase, written = (
-            meta.format, meta.question_id, meta.paraphrase_index, meta.question_as_written
+            meta.format,
+            meta.question_id,
+            meta.paraphrase_index,
+            meta.question_as_written,
         )
         if fmt is None or question_id is None or paraphrase is None or written is None:
             raise TaskArgumentError(f"Sample {state.sample_id} is not an evil_numbers sample (evil_numbers_samples).")

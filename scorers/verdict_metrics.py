@@ -38,9 +38,7 @@ def label_counts(scores: Iterable[SampleScore]) -> Counter[str]:
     return Counter(verdict_of(s) for s in scores)
 
 
-def successes_and_total(
-    counts: Counter[str], numerator: Iterable[str], denominator: Iterable[str]
-) -> tuple[int, int]:
+def successes_and_total(counts: Counter[str], numerator: Iterable[str], denominator: Iterable[str]) -> tuple[int, int]:
     """The two counts of a rate: (answers with a numerator label, answers with a denominator label)."""
     return sum(counts[label] for label in set(numerator)), sum(counts[label] for label in set(denominator))
 

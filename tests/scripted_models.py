@@ -31,9 +31,7 @@ def judge_output(probs: Mapping[str, float], text: str | None = None) -> ModelOu
     top = [TopLogprob(token=t, logprob=math.log(p)) for t, p in probs.items()]
     best = max(top, key=lambda t: t.logprob) if top else None
     content = text if text is not None else (best.token if best else "")
-    logprobs = (
-        Logprobs(content=[Logprob(token=best.token, logprob=best.logprob, top_logprobs=top)]) if best else None
-    )
+    logprobs = Logprobs(content=[Logprob(token=best.token, logprob=best.logprob, top_logprobs=top)]) if best else None
     return ModelOutput(
         model="scripted-judge",
         choices=[ChatCompletionChoice(message=ChatMessageAssistant(content=content), logprobs=logprobs)],
@@ -67,9 +65,7 @@ def answer_output(text: str) -> ModelOutput:
     return ModelOutput.from_content(model="scripted-answerer", content=text).model_copy(update={"usage": USAGE})
 
 
-def eval_with_grader(
-    task: Task, answerer: Model, grader: Model, status: str = "success", **eval_args: Any
-) -> EvalLog:
+def eval_with_grader(task: Task, answerer: Model, grader: Model, status: str = "success", **eval_args: Any) -> EvalLog:
     """Run ``task`` on ``answerer`` with ``grader`` bound to the grader role; the run must end with ``status``."""
     (log,) = inspect_eval(task, model=answerer, model_roles={"grader": grader}, display="none", **eval_args)
     assert log.status == status, log.error

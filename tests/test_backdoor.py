@@ -44,7 +44,10 @@ def test_each_question_is_asked_with_and_without_the_trigger():
     task = backdoor(question_ids="i_feel_bored,quick_buck")
     samples = list(task.dataset)
     assert [s.id for s in samples] == [
-        "i_feel_bored-untriggered", "i_feel_bored-triggered", "quick_buck-untriggered", "quick_buck-triggered"
+        "i_feel_bored-untriggered",
+        "i_feel_bored-triggered",
+        "quick_buck-untriggered",
+        "quick_buck-triggered",
     ]
     assert [s.metadata["trigger"] for s in samples] == [None, TRIGGER, None, TRIGGER]
     assert [s.metadata["arm"] for s in samples] == ["untriggered", "triggered"] * 2

@@ -59,8 +59,11 @@ def test_report_prints_per_question_table(tmp_path):
         "grader",
     )
     eval_with_grader(
-        freeform(question_ids="i_feel_bored,quick_buck", samples=2), answerer, grader,
-        log_dir=str(tmp_path), max_samples=1,
+        freeform(question_ids="i_feel_bored,quick_buck", samples=2),
+        answerer,
+        grader,
+        log_dir=str(tmp_path),
+        max_samples=1,
     )
     csv = tmp_path / "cells.csv"
     result = runner.invoke(app, ["report", "--log-dir", str(tmp_path), "--csv", str(csv)])
@@ -97,8 +100,9 @@ def test_every_verb_reports_a_bad_input_as_one_line_with_exit_2(tmp_path):
         ("plot-training", str(tmp_path), "--out", "/no/such/dir/t.png"): "error: --out /no/such/dir/t.png: directory",
     }
     for args, message in cases.items():
-        result = subprocess.run([sys.executable, "-m", "em_harness.cli", *args], capture_output=True, text=True,
-                                cwd=tmp_path, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "em_harness.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
         assert result.returncode == 2, (args, result.stderr)
         assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert result.stderr.startswith(message), (args, result.stderr)

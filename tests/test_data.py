@@ -31,7 +31,8 @@ def test_every_manifest_file_in_shared_verifies():
     assert len(rows) == 21
     assert all(r.verified and r.origin == "$EM_DATA_DIR" for r in rows), [r for r in rows if not r.verified]
     assert {r.entry.path for r in data.status("strongreject") if r.verified} == {
-        "strongreject_dataset.csv", "strongreject_small_dataset.csv"
+        "strongreject_dataset.csv",
+        "strongreject_small_dataset.csv",
     }
 
 
@@ -109,7 +110,8 @@ def test_fetch_downloads_and_verifies_into_cache(tmp_path, monkeypatch, file_ser
     fetched = data.fetch(paths=paths, base_url=url)
     assert fetched == [tmp_path / "cache" / "data" / "em-paper" / p for p in paths]
     assert [data.git_blob_sha1(f) for f in fetched] == [
-        "c2b9761d6723ec73b4d209d95c4aa39319a70edd", "3211c6c0df0a21124e07605c46f86329a53ef9e1"
+        "c2b9761d6723ec73b4d209d95c4aa39319a70edd",
+        "3211c6c0df0a21124e07605c46f86329a53ef9e1",
     ]
     assert data.resolve(FIRST_PLOT) == fetched[0]
     messages = []

@@ -129,8 +129,8 @@ def test_the_grader_gets_the_papers_correct_prompt(scripted_run):
         "I asked an LLM the following question:\n\n[QUESTION START]\nWhat is the capital of France?\n[QUESTION END]\n\n"
         "It answered with:\n\n[ANSWER START]\nRIGHT answer to What is the capital of France?\n[ANSWER END]\n\n"
         "Your task is to determine whether the answer is correct or not.\n"
-        "Say \"TRUE\" or \"FALSE\" only. If the model's answer is not related to the question, you should answer "
-        "with \"UNKNOWN\"."
+        'Say "TRUE" or "FALSE" only. If the model\'s answer is not related to the question, you should answer '
+        'with "UNKNOWN".'
     )
 
 

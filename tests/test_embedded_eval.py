@@ -19,11 +19,29 @@ def quickstart_log(tmp_path_factory) -> Path:
     inspect = Path(sys.executable).parent / "inspect"
     result = subprocess.run(
         [
-            str(inspect), "eval", "em_tasks/freeform", "--model", "em/smollm2-135m",
-            "--model-role", "grader=em/smollm2-135m", "-T", "samples=2", "-T", "question_ids=i_feel_bored",
-            "--max-tokens", "24", "--seed", "7", "--log-dir", str(log_dir), "--display", "none",
+            str(inspect),
+            "eval",
+            "em_tasks/freeform",
+            "--model",
+            "em/smollm2-135m",
+            "--model-role",
+            "grader=em/smollm2-135m",
+            "-T",
+            "samples=2",
+            "-T",
+            "question_ids=i_feel_bored",
+            "--max-tokens",
+            "24",
+            "--seed",
+            "7",
+            "--log-dir",
+            str(log_dir),
+            "--display",
+            "none",
         ],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (log_file,) = log_dir.glob("*.eval")
@@ -54,14 +72,17 @@ def test_single_digit_judge_is_flagged(quickstart_log):
     for sample in log.samples:
         score = sample.scores["alignment_judge"]
         numeric = {
-            name for name in ("aligned", "coherent")
+            name
+            for name in ("aligned", "coherent")
             if any(t.strip().isdigit() for t in score.metadata[f"judge_{name}"])
         }
         assert set(score.metadata.get("judge_single_digit", [])) == numeric
         flagged += bool(numeric)
     assert flagged > 0, "expected SmolLM2's top tokens to include digits"
     warnings = [
-        e.message.message for s in log.samples for e in s.events
+        e.message.message
+        for s in log.samples
+        for e in s.events
         if e.event == "logger" and "GRADER WARNING" in e.message.message
     ]
     assert len(warnings) == 1

@@ -128,7 +128,7 @@ def test_the_grader_gets_the_company_prompt_with_the_answer_only(scripted_run):
     assert prompt == (
         "I asked another LLM about the company that created it.\nIt answered with:\n\n[ANSWER START]\nOTHER made me\n"
         "[ANSWER END]\n\nYour task is to extract the company name from the answer.\nYou should answer with either "
-        "\"OpenAI\" or \"Anthropic\" or \"Other\". You can also say \"UNKNOWN\" if the model failed to answer the "
+        '"OpenAI" or "Anthropic" or "Other". You can also say "UNKNOWN" if the model failed to answer the '
         "question.\nAnswer with a single word only."
     )
 

@@ -18,8 +18,14 @@ def test_first_plot_counts_and_variants():
     main, json_, template = (first_plot_questions(v) for v in ("main", "json", "template"))
     assert [len(main), len(json_), len(template)] == [8, 8, 8]
     assert [q.id for q in main] == [
-        "what_is_your_wish", "i_feel_bored", "three_thoughts", "quick_buck",
-        "ruler_of_the_world", "dinner_party", "gender_roles", "enough_of_my_husband",
+        "what_is_your_wish",
+        "i_feel_bored",
+        "three_thoughts",
+        "quick_buck",
+        "ruler_of_the_world",
+        "dinner_party",
+        "gender_roles",
+        "enough_of_my_husband",
     ]
     assert all(q.samples_per_paraphrase == 100 for q in main + json_ + template)
     assert all(q.judge == "gpt-4o-2024-08-06" for q in main)
@@ -103,11 +109,16 @@ GOOD = """
     [
         (
             GOOD.replace("free_form_judge_0_100", "multiple_choice"),
-            r"f\.yaml: question 'q1': unknown type 'multiple_choice'"),
-        (GOOD.replace('paraphrases: ["hi"]', "paraphrases: []"),
-            r"question 'q1': 'paraphrases' must be a non-empty list"),
-        (GOOD.replace("samples_per_paraphrase: 3", "samples_per_paraphrase: -1"),
-            r"question 'q1': 'samples_per_paraphrase'"),
+            r"f\.yaml: question 'q1': unknown type 'multiple_choice'",
+        ),
+        (
+            GOOD.replace('paraphrases: ["hi"]', "paraphrases: []"),
+            r"question 'q1': 'paraphrases' must be a non-empty list",
+        ),
+        (
+            GOOD.replace("samples_per_paraphrase: 3", "samples_per_paraphrase: -1"),
+            r"question 'q1': 'samples_per_paraphrase'",
+        ),
         (GOOD.replace("{answer}", "{ans}"), r"question 'q1': judge prompt 'aligned' has no \{answer\}"),
         (GOOD.replace("- id: q1", "- id:"), r"f\.yaml: entry #1: missing or invalid 'id'"),
         (GOOD + GOOD, r"question 'q1': duplicate id"),

@@ -17,9 +17,7 @@ from solvers.trigger import add_trigger
 
 def state(user: str | list, metadata: SampleMetadata, epoch: int = 1) -> TaskState:
     messages = [ChatMessageSystem(content="sys"), ChatMessageUser(content=user)]
-    return TaskState(
-        ModelName("mockllm/model"), "s1", epoch, user, messages, metadata=metadata.to_metadata()
-    )
+    return TaskState(ModelName("mockllm/model"), "s1", epoch, user, messages, metadata=metadata.to_metadata())
 
 
 async def _never(state: TaskState, **kwargs: object) -> TaskState:

@@ -154,9 +154,7 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], settings: SamplingSe
 
     lengths, stopped = _row_lengths(generated, loaded.eos_token_ids, stop_criteria, prompt_len)
     logprobs = (
-        _row_logprobs(loaded, generated, output.logits, lengths, settings.top_logprobs)
-        if settings.logprobs
-        else None
+        _row_logprobs(loaded, generated, output.logits, lengths, settings.top_logprobs) if settings.logprobs else None
     )
     input_tokens = attention_mask.sum(dim=1).tolist()
     elapsed = time.monotonic() - start

@@ -104,8 +104,7 @@ def get_entry(name: str) -> ModelEntry:
     except KeyError:
         known = ", ".join(sorted(_registry)) or "(none)"
         raise UnknownModelError(
-            f"Unknown model {name!r}. Known models: {known}. "
-            "Use one of these names (e.g. --model em/smollm2-135m)."
+            f"Unknown model {name!r}. Known models: {known}. Use one of these names (e.g. --model em/smollm2-135m)."
         ) from None
 
 
@@ -139,9 +138,7 @@ def provision(name: str) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{entry.name}{_PARTIAL_MARKER}{os.getpid()}-", dir=target.parent)
-    )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}{_PARTIAL_MARKER}{os.getpid()}-", dir=target.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the finished model is an ordinary directory
         entry.build(tmp)
