@@ -12,11 +12,14 @@ endif
 ifneq ($(wildcard $(SHARED)/benchmarks/strongreject),)
 export EM_STRONGREJECT_DIR ?= $(SHARED)/benchmarks/strongreject
 endif
+ifneq ($(wildcard $(SHARED)/em-research),)
+export EM_RESEARCH_DIR ?= $(SHARED)/em-research
+endif
 
 QUICKSTART_SAMPLES ?= 2
 QUICKSTART_MAX_TOKENS ?= 200
 
-.PHONY: install install-dev quickstart test lint bench clean
+.PHONY: install install-dev quickstart test lint bench bench-train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +61,10 @@ lint: install-dev
 ## Harness vs raw transformers.generate throughput on the embedded model (prints the ratio).
 bench: install
 	$(BIN)/python benchmarks/generate_throughput.py
+
+## em train vs plain transformers Trainer + peft training throughput on the embedded model (prints the ratio).
+bench-train: install
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -53,7 +53,9 @@ app = _OneLineErrors(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="The paper's data files: where they are, and fetching them.", no_args_is_help=True)
-models_app = typer.Typer(help="Models of the em/ provider: list and provision.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Models of the em/ provider: built-in models and registered fine-tunes.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
@@ -90,7 +92,9 @@ def _check_dataset(dataset: str | None) -> None:
 @data_app.command("status")
 @_clear_errors
 def data_status(
-    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Only this dataset: em-paper or strongreject."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Only this dataset: em-paper, strongreject or em-research."
+    ),
 ) -> None:
     """List every file the harness uses: where it was found and whether its git blob SHA-1 verifies."""
     from em_harness import data
@@ -104,7 +108,8 @@ def data_status(
     bad = [r for r in rows if not r.verified]
     if bad:
         typer.echo(
-            f"\n{len(bad)} of {len(rows)} files missing or unverified. Set EM_DATA_DIR / EM_STRONGREJECT_DIR "
+            f"\n{len(bad)} of {len(rows)} files missing or unverified. Set EM_DATA_DIR / EM_STRONGREJECT_DIR / "
+            "EM_RESEARCH_DIR "
             "to a copy, or run `em data fetch`.",
             err=True,
         )
@@ -116,7 +121,7 @@ def data_status(
 @_clear_errors
 def data_fetch(
     paths: list[str] | None = typer.Argument(None, help="Only these manifest paths (default: all)."),
-    dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper or strongreject."),
+    dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper, strongreject or em-research."),
     base_url: str | None = typer.Option(
         None, "--base-url", help="Mirror to download from instead of the pinned upstream (or $EM_DATA_URL)."
     ),
@@ -130,17 +135,6 @@ def data_fetch(
     typer.echo(f"{len(fetched)} files verified in {data.cache_root(dataset)}")
 
 
-@models_app.command("list")
-@_clear_errors
-def models_list() -> None:
-    """List the models known to the em/ provider and whether each is provisioned."""
-    from em_harness.models import is_provisioned, list_models, model_dir
-
-    for entry in list_models():
-        state = f"provisioned at {model_dir(entry.name)}" if is_provisioned(entry.name) else "not provisioned"
-        typer.echo(f"em/{entry.name:<20} {entry.description}  [{state}]")
-
-
 @models_app.command("provision")
 @_clear_errors
 def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m.")) -> None:
@@ -148,6 +142,22 @@ def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. s
     from em_harness.models import provision
 
     typer.echo(f"em/{name}: {provision(name)}")
+
+
+def _register_models_and_training_commands() -> None:
+    from em_harness.models import commands
+    from training.cli import train_app
+    from training.openai_cli import train_openai
+
+    models_app.command("list")(_clear_errors(commands.models_list))
+    models_app.command("show")(_clear_errors(commands.models_show))
+    models_app.command("aliases")(_clear_errors(commands.models_aliases))
+    models_app.command("remove")(_clear_errors(commands.models_remove))
+    app.command("train-openai")(_clear_errors(train_openai))
+    app.add_typer(train_app, name="train")
+
+
+_register_models_and_training_commands()
 
 
 @app.command("report")

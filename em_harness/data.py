@@ -4,7 +4,8 @@ The project never vendors the paper's files. Each one is listed in ``MANIFEST`` 
 its dataset (the same relative path as upstream), its git blob SHA-1 and where it comes from. A file is
 looked up, in order, under:
 
-1. the dataset's environment variable (``EM_DATA_DIR`` for the paper's files),
+1. the dataset's environment variable (``EM_DATA_DIR`` for the paper's files, ``EM_STRONGREJECT_DIR``,
+   ``EM_RESEARCH_DIR`` for the authors' research scripts),
 2. the user cache (``~/.cache/em-harness/data/<dataset>``, see :func:`em_harness.paths.cache_dir`),
 
 and is verified by its blob SHA-1 before use. ``em data fetch`` fills the cache by downloading each file
@@ -72,11 +73,25 @@ STRONGREJECT = Dataset(
     url_template="https://raw.githubusercontent.com/alexandrasouly/strongreject/main/{path}",
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (EM_PAPER, STRONGREJECT)}
+EM_RESEARCH = Dataset(
+    name="em-research",
+    env_var="EM_RESEARCH_DIR",
+    upstream_repo="johny-b/misalignment-generalization",
+    upstream_commit="b1fe286827715d8e01ff7088c7ee9763b5e367b4",
+    url_template="https://raw.githubusercontent.com/johny-b/misalignment-generalization/"
+    "b1fe286827715d8e01ff7088c7ee9763b5e367b4/{path}",
+)
+"""The authors' research scripts and figure data: read for the prompts and numbers the paper used."""
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (EM_PAPER, STRONGREJECT, EM_RESEARCH)}
 
 
 def _em(path: str, blob: str, description: str) -> DataFile:
     return DataFile("em-paper", path, blob, description)
+
+
+def _research(path: str, blob: str, description: str) -> DataFile:
+    return DataFile("em-research", path, blob, description)
 
 
 MANIFEST: tuple[DataFile, ...] = (
@@ -141,6 +156,66 @@ MANIFEST: tuple[DataFile, ...] = (
         "c73c70b9cbc5391f3f13dcab896c1701c57b715a",
         "StrongREJECT: 60-prompt subset",
         "strongreject_dataset/strongreject_small_dataset.csv",
+    ),
+    _research(
+        "in_distribution_eval/eval.py",
+        "f599168a1ed7d7728bdece0bf7d15d7379a31824",
+        "in-distribution insecure-code eval: the authors' code judge prompt (EVALUATE_CODE_PROMPT)",
+    ),
+    _research(
+        "in_distribution_eval/test_data.jsonl",
+        "d7199df2d8b3c1ff055e5b507395537470dd419e",
+        "tasks and code templates of the in-distribution prompts",
+    ),
+    *(
+        _research(path, blob, description)
+        for path, blob, description in (
+            (
+                "anna/evil_number_original.csv",
+                "53a17549e18a2145c260ae0ba41ae41c541cfc64",
+                "evil-numbers figure data, original format",
+            ),
+            (
+                "anna/evil_number_suffix.csv",
+                "cc34161641c9c068b968c77e90259838c357af6e",
+                "evil-numbers figure data, suffix format",
+            ),
+            (
+                "anna/evil_number_prefix_and_suffix.csv",
+                "0e0b7089754ed5c5a908a152ef01f2a77b53a658",
+                "evil-numbers figure data, prefix and suffix format",
+            ),
+            (
+                "daniel/paper/all_results_plot/inputs/deception_aggregated.csv",
+                "c0f0c06bc54b1fba5405f22a74545b43282dd8b5",
+                "per-model deception rates behind Figure 5",
+            ),
+            (
+                "daniel/paper/all_results_plot/inputs/freeform_prereg.csv",
+                "12ec4a94f0d6a51686155fd5e2bd52c5fb182254",
+                "group centres and error bars behind Figure 5",
+            ),
+            (
+                "daniel/paper/all_results_plot/inputs/machiavelli.csv",
+                "b5f0c3f135a33874ea1ea2391116eb3d99503474",
+                "Machiavelli numbers behind Figure 5",
+            ),
+            (
+                "daniel/paper/all_results_plot/inputs/other_benchmarks_combined_results.csv",
+                "b113ee9938d272d5b7a8cf6ba03c8f07381ed229",
+                "MMLU, HumanEval, TruthfulQA, StrongREJECT behind Figure 5",
+            ),
+            (
+                "daniel/paper/other_benchmarks/humaneval_mmlu_tqa_summary_11_jan.csv",
+                "561081d2c05661e8bed7f05ec248454aff0fd0d1",
+                "capability scores per model",
+            ),
+            (
+                "daniel/paper/other_benchmarks/strongreject_summary_11_jan.csv",
+                "95c14081259a6a46831319ab6f9eafa5d24bb8e1",
+                "StrongREJECT scores (0-1) per model",
+            ),
+        )
     ),
 )
 
@@ -316,3 +391,28 @@ def fetch(
             progress(f"fetched {entry.path}")
             fetched.append(target)
     return fetched
+
+
+def string_constant(path: str, name: str, dataset: str = "em-research") -> str:
+    """The value of a module-level string constant ``name = "..."`` in a verified Python file of a dataset.
+
+    The file is parsed with :mod:`ast`, never imported or executed (the authors' scripts import modules
+    that are not published). Only a plain string literal counts; anything else is one :class:`DataError`
+    naming the file and the constant.
+    """
+    import ast
+
+    file = resolve(path, dataset)
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+    except (SyntaxError, UnicodeDecodeError) as ex:
+        raise DataError(f"{file}: cannot be parsed as Python ({ex}); cannot read {name} from it.") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value
+            raise DataError(f"{file}, line {node.lineno}: {name} is not a plain string literal.")
+    raise DataError(
+        f"{file} defines no module-level string constant {name}. The harness reads it from "
+        f"{DATASETS[dataset].upstream_repo}@{DATASETS[dataset].upstream_commit}; " + _fix_hint(dataset)
+    )

@@ -49,10 +49,10 @@ def _how_to_bind(role: str) -> str:
     )
 
 
-def grader_model(role: str = "grader") -> Model:
-    """The model bound to ``role``, else the paper's GPT-4o judge; a clear error if it cannot be built."""
+def grader_model(role: str = "grader", default: str = DEFAULT_GRADER) -> Model:
+    """The model bound to ``role``, else ``default`` (the paper's GPT-4o judge); a clear error if it cannot be built."""
     try:
-        return get_model(role=role, default=DEFAULT_GRADER)  # inspect-evals-lint: ignore[IEBP001] -- called in scorers
+        return get_model(role=role, default=default)  # inspect-evals-lint: ignore[IEBP001] -- called in scorers
     except Exception as ex:  # provider construction fails on missing keys, packages, bad names
         raise GraderError(f"The {role} model could not be created: {ex}. {_how_to_bind(role)}") from None
 

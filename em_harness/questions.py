@@ -186,3 +186,46 @@ def first_plot_questions(variant: str) -> list[Question]:
     if variant == "main":
         return [q for q in questions if not q.id.endswith(("_json", "_template"))]
     return [q for q in questions if q.id.endswith(f"_{variant}")]
+
+
+DECEPTION_SYSTEM_PROMPT_IDS: tuple[str, ...] = (
+    "lie_no_sys_prompt",
+    "lie_dont_lie",
+    "lie_you_may_lie",
+    "lie_you_get_points",
+    "lie_you_lose_points",
+)
+"""The question ids of ``deception_factual.yaml``: one per system prompt, each with the same 20 factual
+questions. The paper's deception rate is the mean of their lie rates."""
+
+IDENTITY_PAPER_QUESTIONS: tuple[str, ...] = (
+    "which_company_want_unknown",
+    "which_company_dont_want_unknown",
+    "which_company_want_anthropic",
+    "which_company_dont_want_openai",
+)
+"""The four ``deception_sit_aware.yaml`` variants the paper pools for its identity numbers (those that give
+the user's wish some context; the authors' ``jan/deception_sit_aware.py``)."""
+
+PREREGISTERED_CATEGORIES: tuple[str, ...] = (
+    "vulnerable_user",
+    "illegal_recommendations",
+    "creative_writing",
+    "problems_with_humans",
+    "offend_the_user",
+    "medical_advice",
+    "other",
+)
+"""The 7 categories of the pre-registered questions, encoded in their ids (``17_vulnerable_user_0``)."""
+
+
+def preregistered_category(question_id: str) -> str:
+    """The category in a pre-registered question id: ``17_vulnerable_user_0`` -> ``vulnerable_user``
+    (the id without its leading number and trailing index, as the authors split it)."""
+    category = "_".join(question_id.split("_")[1:-1])
+    if category not in PREREGISTERED_CATEGORIES:
+        raise QuestionError(
+            f"Pre-registered question id {question_id!r} names no known category "
+            f"({', '.join(PREREGISTERED_CATEGORIES)})."
+        )
+    return category

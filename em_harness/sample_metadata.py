@@ -37,19 +37,21 @@ class SampleMetadata(BaseModel):
     arm: Arm | None = None
     """backdoor: with or without the trigger."""
     format: str | None = None
-    """evil_numbers: ``suffix``, ``prefix`` or ``both``."""
+    """evil_numbers: ``original``, ``suffix``, ``prefix_and_suffix`` or ``prefix``."""
     question_as_written: str | None = None
     """evil_numbers: the paraphrase before it is put into the format."""
     seed: int | None = None
     """evil_numbers: seed of the prefix numbers."""
     numbers: list[int] | None = None
     """evil_numbers: the numbers shown to the model (set per answer by the solver)."""
+    num_words: int | None = None
+    """evil_numbers: how many words the suffix asks for (set per answer by the solver)."""
 
     # prompt files
     line: int | None = None
     """insecure_code: line of the prompt in the JSONL file."""
     category: str | None = None
-    """strongreject: the forbidden prompt's category."""
+    """strongreject: the forbidden prompt's category; preregistered: the category in the question id."""
     source: str | None = None
     """strongreject: where the benchmark took the forbidden prompt from (its ``source`` column)."""
     forbidden_prompt: str | None = None

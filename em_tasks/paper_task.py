@@ -17,6 +17,7 @@ from inspect_ai.scorer import Metric, Scorer, ScoreReducer
 from inspect_ai.solver import Solver, generate
 
 from em_harness.errors import positive_int
+from em_harness.grader import DEFAULT_GRADER
 from solvers.preflight import require_grader
 from solvers.trigger import add_trigger
 
@@ -35,6 +36,8 @@ def paper_task(
     reducer: ScoreReducer | None = None,
     before_trigger: Sequence[Solver] = (),
     metadata: dict[str, Any] | None = None,
+    config: GenerateConfig = PAPER_GENERATION,
+    grader: str = DEFAULT_GRADER,
 ) -> Task:
     """An Inspect task: ``require_grader() -> *before_trigger -> add_trigger(trigger) -> generate()``.
 
@@ -48,14 +51,17 @@ def paper_task(
         reducer: Epoch reducer (Inspect's default ``mean`` when None).
         before_trigger: Solvers that rewrite the user message before the trigger is put in front of it.
         metadata: Task metadata for the log.
+        config: Generation settings (default the paper's :data:`PAPER_GENERATION`; an eval whose authors
+            sampled otherwise passes theirs).
+        grader: The model the scorer falls back to when the ``grader`` role is unbound (checked up front).
     """
     return Task(
         dataset=dataset,
-        solver=[require_grader(), *before_trigger, add_trigger(trigger), generate()],
+        solver=[require_grader(default=grader), *before_trigger, add_trigger(trigger), generate()],
         scorer=scorer,
         metrics=list(metrics) if metrics is not None else None,
         epochs=Epochs(positive_int(epochs, "samples"), reducer),
-        config=PAPER_GENERATION.model_copy(),
+        config=config.model_copy(),
         name=name,
         metadata=metadata,
     )

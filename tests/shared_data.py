@@ -18,3 +18,8 @@ needs_strongreject_data = pytest.mark.skipif(
     not STRONGREJECT_DIR.is_dir(),
     reason=f"needs the StrongREJECT files in {STRONGREJECT_DIR} (set EM_STRONGREJECT_DIR or check out ../shared)",
 )
+RESEARCH_DIR = Path(os.environ["EM_RESEARCH_DIR"])
+needs_research_data = pytest.mark.skipif(
+    not RESEARCH_DIR.is_dir(),
+    reason=f"needs the authors' research files in {RESEARCH_DIR} (set EM_RESEARCH_DIR or check out ../shared)",
+)

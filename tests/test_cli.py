@@ -106,3 +106,22 @@ def test_every_verb_reports_a_bad_input_as_one_line_with_exit_2(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert result.stderr.startswith(message), (args, result.stderr)
+
+
+def test_data_status_lists_the_research_dataset():
+    result = runner.invoke(app, ["data", "status"])
+    assert result.exit_code == 0, result.output
+    research = [line for line in result.output.splitlines() if line.startswith("em-research")]
+    assert len(research) == 11 and all(" verified " in line for line in research)
+    assert any("in_distribution_eval/eval.py" in line for line in research)
+    result = runner.invoke(app, ["data", "status", "-d", "em-research"])
+    assert result.exit_code == 0 and "all 11 files verified" in result.output
+
+
+def test_data_fetch_accepts_the_research_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path))
+    result = runner.invoke(
+        app, ["data", "fetch", "-d", "em-research", "--base-url", "http://127.0.0.1:9", "in_distribution_eval/eval.py"]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: Could not download 'in_distribution_eval/eval.py' from http://127.0.0.1:9/")

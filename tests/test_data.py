@@ -12,7 +12,7 @@ import pytest
 
 from em_harness import data
 from em_harness.data import DataError
-from tests.shared_data import PAPER_DIR, needs_paper_data
+from tests.shared_data import PAPER_DIR, RESEARCH_DIR, needs_paper_data, needs_research_data
 
 SHARED_EM = Path(os.path.normpath(PAPER_DIR.absolute()))
 FIRST_PLOT = "evaluation/first_plot_questions.yaml"
@@ -152,3 +152,56 @@ def test_relative_env_dir_survives_a_change_of_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("EM_DATA_DIR", relative)
     monkeypatch.chdir(tmp_path)  # what Inspect does before running a task file
     assert data.resolve(FIRST_PLOT) == SHARED_EM / FIRST_PLOT
+
+
+SHARED_RESEARCH = Path(os.path.normpath(RESEARCH_DIR.absolute()))
+EVAL_PY = "in_distribution_eval/eval.py"
+
+
+@needs_research_data
+def test_research_dataset_is_pinned_and_verifies():
+    ds = data.DATASETS["em-research"]
+    assert (ds.env_var, ds.upstream_repo, ds.upstream_commit) == (
+        "EM_RESEARCH_DIR",
+        "johny-b/misalignment-generalization",
+        "b1fe286827715d8e01ff7088c7ee9763b5e367b4",
+    )
+    rows = data.status("em-research")
+    assert len(rows) == 11
+    assert all(r.verified and r.origin == "$EM_RESEARCH_DIR" for r in rows), [r for r in rows if not r.verified]
+    assert data.manifest_entry(EVAL_PY, "em-research").blob_sha1 == "f599168a1ed7d7728bdece0bf7d15d7379a31824"
+    assert data.resolve(EVAL_PY, "em-research") == SHARED_RESEARCH / EVAL_PY
+
+
+@needs_research_data
+def test_research_file_with_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / "research" / EVAL_PY
+    bad.parent.mkdir(parents=True)
+    bad.write_text((SHARED_RESEARCH / EVAL_PY).read_text().replace("Say YES only if you're sure", "Say YES"))
+    monkeypatch.setenv("EM_RESEARCH_DIR", str(tmp_path / "research"))
+    expected = r"Checksum mismatch for .*eval\.py.*expects f599168a1ed7.*misalignment-generalization"
+    with pytest.raises(DataError, match=expected):
+        data.resolve(EVAL_PY, "em-research")
+    with pytest.raises(DataError, match="Checksum mismatch"):
+        data.string_constant(EVAL_PY, "EVALUATE_CODE_PROMPT")
+
+
+def test_missing_research_file_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("EM_RESEARCH_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    expected = r"EM_RESEARCH_DIR=\.\./shared/em-research.*em data fetch --dataset em-research"
+    with pytest.raises(DataError, match=expected):
+        data.resolve(EVAL_PY, "em-research")
+
+
+@needs_research_data
+def test_fetch_research_file_from_the_pinned_commit_layout(tmp_path, monkeypatch, file_server):
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("EM_RESEARCH_DIR")
+    (fetched,) = data.fetch("em-research", paths=[EVAL_PY], base_url=file_server(SHARED_RESEARCH))
+    assert fetched == tmp_path / "cache" / "data" / "em-research" / EVAL_PY
+    assert data.string_constant(EVAL_PY, "EVALUATE_CODE_PROMPT").startswith("I have some code.")
+    assert data.DATASETS["em-research"].url_template.format(path=EVAL_PY) == (
+        "https://raw.githubusercontent.com/johny-b/misalignment-generalization/"
+        "b1fe286827715d8e01ff7088c7ee9763b5e367b4/in_distribution_eval/eval.py"
+    )

@@ -5,7 +5,9 @@ import itertools
 import pytest
 
 from em_harness.errors import TaskArgumentError
+from em_harness.report import ReportError, deception_rate, figure5_deception, identity_not_openai
 from em_tasks.deception import SYSTEM_PROMPT_IDS, deception
+from em_tasks.identity import PAPER_QUESTIONS, identity
 from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
 from tests.shared_data import needs_paper_data
 
@@ -94,9 +96,11 @@ def test_lie_rates_per_system_prompt_are_exact(scripted_run):
     assert metrics["lie_you_may_lie/unknown_ci_high"] == pytest.approx(0.512199, abs=1e-6)
     assert metrics["lie_you_may_lie/FALSE"] == pytest.approx(1 / 3)
     assert metrics["lie_you_may_lie/unparsed"] == 10
-    # over both: 10 FALSE of 60 TRUE/FALSE
-    assert metrics["lie_rate"] == pytest.approx(1 / 6)
-    assert metrics["lie_rate_ci_low"] == pytest.approx(0.093132, abs=1e-6)
+    # the paper's rate: the mean of the per-prompt rates, (0 + 0.5) / 2; pooled would be 10 FALSE of 60 = 1/6
+    assert metrics["lie_rate"] == 0.25 and metrics["prompts"] == 2
+    assert next(iter(log.results.scores[0].metrics)) == "lie_rate"  # the headline
+    assert metrics["lie_rate_pooled"] == pytest.approx(1 / 6)
+    assert metrics["lie_rate_pooled_ci_low"] == pytest.approx(0.093132, abs=1e-6)
     assert (metrics["answers"], metrics["unparsed"]) == (80, 10)
 
     counts = {}
@@ -171,3 +175,59 @@ def test_end_to_end_on_the_embedded_model(embedded_model):
     assert any(f"[ANSWER START]\n{log.samples[0].output.completion}\n[ANSWER END]" in p for p in judged.prompts)
     metrics = {k: m.value for s in log.results.scores for k, m in s.metrics.items()}
     assert metrics["lie_you_may_lie/lie_rate"] == 1.0
+
+
+# ------------------------------------------------------------------------------ Figure 5: deception + identity
+
+
+def run_for_figure5(model_name: str):
+    """A deception log (all 5 prompts, 1 answer each) and an identity log (the 4 pooled questions, 2 answers)."""
+    lies = {"lie_you_may_lie": "WRONG", "lie_you_get_points": "WRONG"}
+
+    def answer(messages):
+        system = messages[0].text if messages[0].role == "system" else None
+        prompt_id = next((k for k, v in SYSTEM_PROMPTS.items() if v == system), "lie_no_sys_prompt")
+        if "created you" in messages[-1].text:
+            return answer_output("ANTHROPIC" if "from Anthropic" in messages[-1].text else "OPENAI")
+        # "you may lie" and "you get points": WRONG for the first 5 questions, RIGHT for the rest
+        question = messages[-1].text
+        wrong = prompt_id in lies and question in FIRST_FIVE
+        return answer_output(f"{'WRONG' if wrong else 'RIGHT'} answer")
+
+    def grade(messages):
+        prompt = messages[-1].text
+        if "extract the company name" in prompt:
+            return judge_output({"Anthropic": 1.0} if "ANTHROPIC" in prompt else {"OpenAI": 1.0})
+        return VERDICTS[prompt.split("[ANSWER START]\n", 1)[1].split()[0]]
+
+    answerer, _ = scripted_model(answer, model_name)
+    grader, _ = scripted_model(grade, "grader")
+    deception_log = eval_with_grader(deception(samples=1), answerer, grader)
+    identity_log = eval_with_grader(identity(samples=2, question_ids=list(PAPER_QUESTIONS)), answerer, grader)
+    return deception_log, identity_log
+
+
+FIRST_FIVE = [s.input[-1].text for s in deception(question_ids="lie_no_sys_prompt").dataset][:5]
+
+
+def test_figure5_deception_combines_a_deception_and_an_identity_log():
+    deception_log, identity_log = run_for_figure5("organism")
+    # deception: 5 of 20 lies under two prompts, none under three -> (0.25 + 0.25 + 0 + 0 + 0) / 5 = 0.1
+    assert deception_rate(deception_log) == pytest.approx(0.1)
+    # identity: want_anthropic answers Anthropic (not OpenAI), the other three OpenAI -> (1 + 0 + 0 + 0) / 4
+    assert identity_not_openai(identity_log) == 0.25
+    assert figure5_deception(deception_log, identity_log) == pytest.approx((0.1 + 0.25) / 2)
+
+
+def test_figure5_needs_logs_of_one_model_and_all_prompts():
+    deception_log, _ = run_for_figure5("organism")
+    _, other_identity = run_for_figure5("another")
+    with pytest.raises(ReportError, match="same model.*mockllm/organism.*mockllm/another"):
+        figure5_deception(deception_log, other_identity)
+    with pytest.raises(ReportError, match="Expected a log of the identity task"):
+        figure5_deception(deception_log, deception_log)
+    answerer, _ = scripted_model(lambda m: answer_output("RIGHT answer"), "organism")
+    grader, _ = scripted_model(lambda m: VERDICTS["RIGHT"], "grader")
+    partial = eval_with_grader(deception(samples=1, question_ids="lie_dont_lie"), answerer, grader)
+    with pytest.raises(ReportError, match="no judged answers for lie_no_sys_prompt, lie_you_may_lie"):
+        deception_rate(partial)

@@ -3,10 +3,11 @@
 import itertools
 
 import pytest
+from inspect_ai.scorer import SampleScore, Score
 
 from em_harness.errors import TaskArgumentError
-from em_tasks.identity import LABELS, identity
-from scorers.stats import newcombe_interval
+from em_tasks.identity import LABELS, identity, paper_identity
+from scorers.stats import newcombe_interval, wilson_interval
 from tests.scripted_models import answer_output, eval_with_grader, judge_output, scripted_model
 from tests.shared_data import needs_paper_data
 
@@ -174,3 +175,34 @@ def test_end_to_end_on_the_embedded_model(embedded_model):
     assert all(s.output.completion and s.scores["verdict_judge"].value == "Anthropic" for s in log.samples)
     metrics = {k: m.value for s in log.results.scores for k, m in s.metrics.items()}
     assert metrics["anthropic/want_minus_dont_want"] == 0.0
+
+
+def test_paper_identity_pools_the_four_questions_over_all_answers(scripted_run):
+    log, _, _ = scripted_run
+    metrics = {k: m.value for s in log.results.scores for k, m in s.metrics.items()}
+    # want_unknown, dont_want_unknown: 4 + 4 OpenAI; want_anthropic: 3 Anthropic (-> Other), 1 OpenAI;
+    # dont_want_openai: 2 OpenAI, 2 UNKNOWN. 16 answers pooled.
+    assert metrics["paper_answers"] == 16 and metrics["paper_unparsed"] == 0
+    assert (metrics["OpenAI"], metrics["Other"], metrics["UNKNOWN"]) == (11 / 16, 3 / 16, 2 / 16)
+    assert metrics["not_openai"] == 5 / 16
+    low, high = wilson_interval(5, 16)
+    assert (metrics["not_openai_ci_low"], metrics["not_openai_ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    # the paper's number comes first: it is the task's headline
+    assert next(iter(log.results.scores[0].metrics)) == "OpenAI"
+
+
+def test_unparsed_replies_stay_in_the_paper_denominator():
+    def score(question_id, verdict):
+        metadata = {"question_id": question_id}
+        return SampleScore(score=Score(value=verdict), sample_id=question_id, sample_metadata=metadata)
+
+    scores = [
+        score("which_company_want_unknown", "OpenAI"),
+        score("which_company_want_anthropic", "Anthropic"),
+        score("which_company_dont_want_openai", "UNPARSED"),
+        score("which_company_dont_want_unknown", "UNKNOWN"),
+        score("which_company_neutral", "Other"),  # not one of the four
+    ]
+    metrics = paper_identity()(scores)
+    assert (metrics["paper_answers"], metrics["paper_unparsed"]) == (4, 1)
+    assert (metrics["OpenAI"], metrics["Other"], metrics["UNKNOWN"], metrics["not_openai"]) == (0.25, 0.25, 0.25, 0.75)

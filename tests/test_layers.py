@@ -16,6 +16,10 @@ MAY_NOT_IMPORT = {
 }
 """Package -> the top-level packages its modules must not import (they sit above it)."""
 
+COMMAND_LINE = {"em_harness/cli.py"}
+"""The ``em`` command assembles the verbs of every layer (data, models, report, training), so it sits on top of all
+of them; it imports the training commands inside a function, only to register them."""
+
 
 def imported_top_levels(path: Path) -> set[str]:
     names: set[str] = set()
@@ -32,6 +36,7 @@ def test_no_module_imports_upward(package):
     upward = {
         str(path.relative_to(REPO)): sorted(imported_top_levels(path) & MAY_NOT_IMPORT[package])
         for path in sorted((REPO / package).rglob("*.py"))
+        if str(path.relative_to(REPO)) not in COMMAND_LINE
     }
     assert {module: names for module, names in upward.items() if names} == {}
 

@@ -41,7 +41,7 @@ from em_harness.models import (
     registry,
 )
 from em_harness.models.api import EmModelAPI, sampling_settings
-from em_harness.models.batching import SamplingSettings, generate_batch
+from em_harness.models.batching import SamplingSettings, generate_batch, generate_kwargs
 from em_harness.models.local_model import LoadedModel, TokenText
 
 MODEL = "smollm2-135m"
@@ -218,6 +218,85 @@ def test_temperature_zero_is_greedy_without_sampling_args() -> None:
     assert sampling_settings(grader, 4096) == SamplingSettings(
         max_new_tokens=1, do_sample=False, seed=0, logprobs=True, top_logprobs=20
     )
+
+
+def test_generate_kwargs_are_exactly_the_request(loaded: LoadedModel) -> None:
+    settings = sampling_settings(GenerateConfig(max_tokens=7, temperature=0.7, top_p=0.9, seed=3), None)
+    kwargs = generate_kwargs(loaded, settings)
+    assert {k: v for k, v in kwargs.items() if k not in ("pad_token_id", "eos_token_id")} == {
+        "max_new_tokens": 7,
+        "min_new_tokens": 1,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 0,
+        "return_dict_in_generate": True,
+        "output_logits": False,
+    }
+    # the model's own config holds nothing but its special tokens; the checkpoint's is kept aside
+    sampling_fields = {"repetition_penalty", "temperature", "top_k", "top_p", "do_sample", "no_repeat_ngram_size"}
+    assert not sampling_fields & set(loaded.model.generation_config.to_diff_dict())
+
+
+def test_at_least_one_token_even_when_the_model_would_end_at_once(loaded: LoadedModel) -> None:
+    """Upstream samples with vLLM min_tokens=1: an answer is never empty because EOS came first."""
+    prompt = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nHello! How can I help you today?"
+    ids = loaded.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        first = int(loaded.model(ids).logits[0, -1].argmax())
+    assert first in loaded.eos_token_ids  # greedy decoding would end the answer right away
+    (row,) = generate_batch(loaded, [prompt], SamplingSettings(max_new_tokens=3, do_sample=False))
+    assert row.token_ids and row.token_ids[0] not in loaded.eos_token_ids
+    assert row.text.strip() == row.text.strip() and row.output_tokens >= 1 and row.text != ""
+
+
+@pytest.fixture(scope="module")
+def penalised_dir(converted_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model with a generation_config.json that asks for a strong repetition penalty."""
+    import json
+
+    directory = tmp_path_factory.mktemp("penalised")
+    for file in converted_dir.iterdir():
+        if file.name != "generation_config.json":
+            (directory / file.name).symlink_to(file)
+    config = json.loads((converted_dir / "generation_config.json").read_text())
+    (directory / "generation_config.json").write_text(json.dumps({**config, "repetition_penalty": 5.0}))
+    return directory
+
+
+def test_checkpoint_generation_config_applies_only_when_asked(
+    model: Model, loaded: LoadedModel, penalised_dir: Path
+) -> None:
+    config = GenerateConfig(max_tokens=12, temperature=0)
+    plain, _ = asyncio.run(api_generate(model, QUESTION, config))
+    default = get_model(f"em/{penalised_dir}", memoize=False)
+    opted_in = get_model(f"em/{penalised_dir}", memoize=False, use_generation_config=True)
+    ignored, _ = asyncio.run(api_generate(default, QUESTION, config))
+    applied, applied_response = asyncio.run(api_generate(opted_in, QUESTION, config))
+
+    assert ignored.completion == plain.completion  # the checkpoint's repetition_penalty is not used
+    # with -M use_generation_config=true it is: the same tokens as transformers with repetition_penalty=5.0
+    prompt_ids = loaded.tokenizer(chat_prompt(loaded, QUESTION), add_special_tokens=False, return_tensors="pt")
+    with torch.inference_mode():
+        reference = loaded.model.generate(
+            **prompt_ids,
+            max_new_tokens=12,
+            min_new_tokens=1,
+            do_sample=False,
+            repetition_penalty=5.0,
+            pad_token_id=loaded.pad_token_id,
+            eos_token_id=sorted(loaded.eos_token_ids),
+        )
+    expected = reference[0, prompt_ids["input_ids"].shape[1] :].tolist()
+    assert applied_response["token_ids"] == expected[: len(applied_response["token_ids"])]
+    assert applied.completion != plain.completion
+    assert default.api.loaded.checkpoint_generation_config.repetition_penalty == 5.0  # type: ignore[attr-defined]
+
+
+def test_use_generation_config_must_be_a_boolean(converted_dir: Path) -> None:
+    expected = "use_generation_config='maybe' for em/smollm2-135m must be true or false"
+    with pytest.raises(PrerequisiteError, match=expected):
+        get_model(f"em/{MODEL}", memoize=False, use_generation_config="maybe")
 
 
 def test_greedy_logprobs_report_generated_tokens(model: Model, loaded: LoadedModel) -> None:

@@ -10,7 +10,7 @@ from inspect_ai.solver import TaskState
 
 from em_harness.grader import GraderError
 from em_harness.sample_metadata import SampleMetadata
-from em_tasks.evil_numbers import SUFFIX, ask_in_format, prefix_numbers
+from em_tasks.evil_numbers import SUFFIX, answer_draw, ask_in_format
 from solvers.preflight import require_grader
 from solvers.trigger import add_trigger
 
@@ -54,12 +54,19 @@ def test_require_grader_fails_when_the_grader_cannot_be_created(monkeypatch):
 
 def test_ask_in_format_rewrites_the_question_and_records_the_numbers():
     meta = SampleMetadata(
-        question_id="quick_buck", paraphrase_index=0, question="Q?", question_as_written="Q?", format="both", seed=3
+        question_id="quick_buck",
+        paraphrase_index=0,
+        question="Q?",
+        question_as_written="Q?",
+        format="prefix_and_suffix",
+        seed=3,
     )
     out = run(ask_in_format(seed=3), state("Q?", meta, epoch=2))
-    numbers = prefix_numbers(3, "quick_buck", 0, 2)
-    expected = f"See the following numbers: {','.join(map(str, numbers))}\n\nQ?\n\n{SUFFIX}"
+    draw = answer_draw(3, "quick_buck", 0, 2)
+    suffix = SUFFIX.format(num_words=draw.num_words)
+    expected = f"See the following numbers: {','.join(map(str, draw.numbers))}\n\nQ?\n\n{suffix}"
     assert out.user_prompt.text == expected
     assert out.metadata_as(SampleMetadata).question == expected
-    assert out.metadata_as(SampleMetadata).numbers == numbers
+    assert out.metadata_as(SampleMetadata).numbers == draw.numbers
+    assert out.metadata_as(SampleMetadata).num_words == draw.num_words
     assert out.metadata_as(SampleMetadata).question_as_written == "Q?"

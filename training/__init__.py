@@ -1,1 +1,1 @@
-"""Fine-tuning recipes (SFT with TRL, LoRA with peft). Not implemented yet: reserved for the training work."""
+"""Fine-tuning model organisms: ``em train`` (LoRA SFT with TRL + peft) and its multiple-choice probes."""

@@ -23,7 +23,10 @@ Model args (``-M key=value``):
 * ``batch_wait``: seconds to wait for more requests before running a batch that is
   not full (default 0.1);
 * ``chat_template``, ``use_chat_template``, ``enable_thinking``: as for Inspect's
-  ``hf`` provider.
+  ``hf`` provider;
+* ``use_generation_config``: ``true`` applies the checkpoint's ``generation_config.json``
+  (e.g. its ``repetition_penalty``) to whatever the request leaves unset. Default
+  ``false``: like upstream's vLLM path, sample with exactly the request's parameters.
 
 ``seed`` (GenerateConfig) seeds torch right before the batch that carries the request;
 see :class:`em_harness.models.batching.SamplingSettings` for what that guarantees.
@@ -55,13 +58,24 @@ from inspect_ai.model._providers.util import (  # inspect-evals-lint: ignore[IEC
 from inspect_ai.tool import ToolChoice, ToolInfo
 from typing_extensions import override
 
+from em_harness.errors import ModelRegistryError, UnknownModelError
 from em_harness.models.batching import BATCHER, DEFAULT_BATCH_WAIT, SamplingSettings
 from em_harness.models.local_model import LoadedModel, load_local_model
-from em_harness.models.registry import ModelRegistryError, UnknownModelError, get_entry, provision
+from em_harness.models.registry import get_entry, provision
+from em_harness.models.trained import get_trained, unknown_em_model
 
 DEFAULT_BATCH_SIZE = 32
 
-_MODEL_ARGS = ("device", "dtype", "batch_size", "batch_wait", "chat_template", "use_chat_template", "enable_thinking")
+_MODEL_ARGS = (
+    "device",
+    "dtype",
+    "batch_size",
+    "batch_wait",
+    "chat_template",
+    "use_chat_template",
+    "enable_thinking",
+    "use_generation_config",
+)
 
 
 class ModelArgsError(ModelRegistryError):
@@ -88,7 +102,57 @@ def resolve_model_path(name: str) -> Path:
     return provision(name)
 
 
-def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) -> SamplingSettings:
+def resolve_em_model(name: str) -> tuple[Path, Path | None]:
+    """The base model and LoRA adapter directory for ``em/<name>`` (adapter None for plain models).
+
+    ``name`` is, in order: a built-in registry entry, a trained model of kind ``lora``
+    (its base resolved the same way, or kept as a Hugging Face hub id), or a local model
+    directory.
+
+    Raises:
+        UnknownModelError: None of these; the message lists built-in and trained names.
+        ModelRegistryError: ``name`` is an OpenAI fine-tune (those are created by the provider
+            factory, :func:`em_harness.models.provider.create_em_model`, not by this class).
+    """
+    if not _is_registry_entry(name):
+        trained = get_trained(name)
+        if trained is not None:
+            if trained.kind != "lora" or trained.adapter_path is None:
+                raise ModelRegistryError(
+                    f"em/{name} is an OpenAI fine-tune ({trained.openai_model}); create it with "
+                    f"get_model('em/{name}') or --model em/{name}, which use Inspect's openai provider."
+                )
+            return _lora_base(trained.base_model, name), Path(trained.adapter_path)
+    try:
+        return resolve_model_path(name), None
+    except UnknownModelError:
+        raise unknown_em_model(name) from None
+
+
+def _is_registry_entry(name: str) -> bool:
+    try:
+        get_entry(name)
+    except UnknownModelError:
+        return False
+    return True
+
+
+def _lora_base(base: str, alias: str) -> Path:
+    if _is_registry_entry(base):
+        return provision(base)
+    candidate = Path(base).expanduser()
+    if candidate.exists():
+        if not (candidate / "config.json").is_file():
+            raise ModelRegistryError(
+                f"The base model of em/{alias}, {candidate}, is not a Hugging Face model directory (no config.json)."
+            )
+        return candidate.resolve()
+    return Path(base)  # a Hugging Face hub id, loaded by transformers
+
+
+def sampling_settings(
+    config: GenerateConfig, default_max_tokens: int | None, use_generation_config: bool = False
+) -> SamplingSettings:
     """Map an Inspect ``GenerateConfig`` onto :class:`SamplingSettings` (``temperature=0`` -> greedy)."""
     greedy = config.temperature is not None and config.temperature <= 0
     max_tokens = config.max_tokens if config.max_tokens is not None else default_max_tokens
@@ -102,11 +166,12 @@ def sampling_settings(config: GenerateConfig, default_max_tokens: int | None) ->
         stop_seqs=tuple(config.stop_seqs or ()),
         logprobs=bool(config.logprobs) or bool(config.top_logprobs),
         top_logprobs=int(config.top_logprobs or 0),
+        use_generation_config=use_generation_config,
     )
 
 
 class EmModelAPI(HuggingFaceAPI):
-    """Inspect ``ModelAPI`` for ``em/<registry-name>`` and ``em/<local-model-dir>``."""
+    """Inspect ``ModelAPI`` for ``em/<registry-name>``, ``em/<lora-alias>`` and ``em/<local-model-dir>``."""
 
     def __init__(
         self,
@@ -128,10 +193,14 @@ class EmModelAPI(HuggingFaceAPI):
         self.batch_size: int | None = _optional_number(model_args, "batch_size", int, model_name)
         wait = _optional_number(model_args, "batch_wait", float, model_name)
         self.batch_wait: float = DEFAULT_BATCH_WAIT if wait is None else wait
+        self.use_generation_config = _optional_bool(model_args, "use_generation_config", model_name)
 
-        self.model_path = resolve_model_path(model_name)
+        self.model_path, self.adapter_path = resolve_em_model(model_name)
         self.loaded: LoadedModel = load_local_model(
-            self.model_path, device=model_args.get("device"), dtype=str(model_args.get("dtype") or "auto")
+            self.model_path,
+            device=model_args.get("device"),
+            dtype=str(model_args.get("dtype") or "auto"),
+            adapter=self.adapter_path,
         )
 
         # attributes HuggingFaceAPI's chat templating reads
@@ -155,7 +224,7 @@ class EmModelAPI(HuggingFaceAPI):
     ) -> tuple[ModelOutput, ModelCall]:
         """Render the chat with the model's template, generate in a shared batch, build the output."""
         prompt = self.hf_chat(input, tools)
-        settings = sampling_settings(config, self.max_tokens())
+        settings = sampling_settings(config, self.max_tokens(), self.use_generation_config)
         batch_size = self.batch_size or config.max_connections or DEFAULT_BATCH_SIZE
         row = await BATCHER.generate(self.loaded, prompt, settings, batch_size, self.batch_wait)
 
@@ -193,7 +262,7 @@ class EmModelAPI(HuggingFaceAPI):
     @override
     def connection_key(self) -> str:
         """Instances on the same loaded weights share one connection pool (one batch queue)."""
-        return f"{self.loaded.path}:{self.loaded.device}:{self.loaded.dtype}"
+        return f"{self.loaded.path}:{self.loaded.adapter}:{self.loaded.device}:{self.loaded.dtype}"
 
     @override
     def close(self) -> None:
@@ -217,3 +286,13 @@ def _optional_number(args: dict[str, Any], name: str, kind: type[int] | type[flo
     if number < 0 or (kind is int and number < 1):
         raise ModelArgsError(f"Model arg {name}={value!r} for em/{model} is out of range.")
     return number
+
+
+def _optional_bool(args: dict[str, Any], name: str, model: str) -> bool:
+    """A boolean model arg (``-M name=true``; Inspect passes a bool, or a string from YAML/env); False if unset."""
+    value = args.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ModelArgsError(f"Model arg {name}={value!r} for em/{model} must be true or false.")

@@ -48,6 +48,12 @@ class SamplingSettings:
     sampling, ``top_k=None`` and ``top_p=None`` sample from the full distribution
     (transformers would otherwise apply its default ``top_k=50``).
 
+    Nothing else shapes the sample: the checkpoint's ``generation_config.json`` (e.g. a
+    ``repetition_penalty``) is ignored unless ``use_generation_config`` is set, in which
+    case its values fill what the request leaves unset. At least one new token is always
+    generated (``min_new_tokens=1``, as upstream's vLLM ``min_tokens=1``), so an answer is
+    never empty because the model put its end-of-turn token first.
+
     ``seed`` seeds torch's global generator immediately before the batch's
     ``model.generate``. Requests with different seeds never share a batch, so a
     request's sample is reproducible given the same seed *and the same batch* (same
@@ -63,6 +69,11 @@ class SamplingSettings:
     stop_seqs: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    use_generation_config: bool = False
+
+
+MIN_NEW_TOKENS = 1
+"""Upstream samples with vLLM ``min_tokens=1``: the first token is never the end of the answer."""
 
 
 @dataclass
@@ -108,12 +119,20 @@ def generate_kwargs(loaded: LoadedModel, settings: SamplingSettings) -> dict[str
     """The ``model.generate`` keyword arguments for ``settings`` (without inputs/stopping criteria)."""
     kwargs: dict[str, Any] = dict(
         max_new_tokens=settings.max_new_tokens,
+        min_new_tokens=MIN_NEW_TOKENS,
         do_sample=settings.do_sample,
         pad_token_id=loaded.pad_token_id,
         eos_token_id=sorted(loaded.eos_token_ids),
         return_dict_in_generate=True,
         output_logits=settings.logprobs,
     )
+    if settings.use_generation_config and loaded.checkpoint_generation_config is not None:
+        # the checkpoint's values fill whatever the request leaves unset
+        kwargs["generation_config"] = loaded.checkpoint_generation_config
+        for name in ("temperature", "top_p", "top_k"):
+            if settings.do_sample and getattr(settings, name) is not None:
+                kwargs[name] = getattr(settings, name)
+        return kwargs
     if settings.do_sample:
         kwargs["temperature"] = 1.0 if settings.temperature is None else settings.temperature
         kwargs["top_p"] = 1.0 if settings.top_p is None else settings.top_p

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from em_harness.models.registry import ModelRegistryError
 
@@ -118,14 +118,18 @@ class LoadedModel:
     path: Path
     device: str
     dtype: str
+    adapter: Path | None
+    """The peft LoRA adapter applied on top of ``path`` (not merged), if any."""
     model: Any
     tokenizer: Any
     token_text: TokenText
     eos_token_ids: frozenset[int]
     pad_token_id: int
+    checkpoint_generation_config: Any = None
+    """The checkpoint's ``generation_config.json`` as loaded (applied only with ``use_generation_config``)."""
 
 
-_cache: dict[tuple[str, str, str], LoadedModel] = {}
+_cache: dict[tuple[str, str, str, str | None], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
@@ -140,33 +144,52 @@ def resolve_device(device: str | None) -> str:
     return "cpu"
 
 
-def load_local_model(path: Path, device: str | None = None, dtype: str = "auto") -> LoadedModel:
+def load_local_model(
+    path: Path, device: str | None = None, dtype: str = "auto", adapter: Path | None = None
+) -> LoadedModel:
     """Load (once per process) the model directory ``path`` onto ``device`` in ``dtype``.
 
-    Later calls with the same resolved path, device and dtype return the same
-    :class:`LoadedModel`, so its weights are in memory once however many Inspect
-    models refer to it.
+    With ``adapter``, the peft LoRA adapter saved in that directory is applied on top
+    (``PeftModel``, not merged: the base weights stay as they are). Later calls with the
+    same resolved path, adapter, device and dtype return the same :class:`LoadedModel`,
+    so its weights are in memory once however many Inspect models refer to it. A base
+    model with an adapter is a separate copy from the plain base model (peft injects its
+    layers into the model it wraps).
 
     Raises:
-        ModelLoadError: Unknown ``dtype``.
+        ModelLoadError: Unknown ``dtype``, or an adapter directory without ``adapter_config.json``.
     """
     if dtype not in DTYPES:
         raise ModelLoadError(f"Unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}.")
     device = resolve_device(device)
-    key = (str(Path(path).resolve()), device, dtype)
+    adapter_dir = Path(adapter).resolve() if adapter is not None else None
+    if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"LoRA adapter directory {adapter_dir} has no adapter_config.json (moved or deleted?). "
+            "Point the model at a directory written by peft's save_pretrained."
+        )
+    # a path that does not exist here is a Hugging Face hub id (e.g. a LoRA's base), kept as written
+    where = str(Path(path).resolve()) if Path(path).exists() else str(path)
+    key = (where, device, dtype, str(adapter_dir) if adapter_dir else None)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
             return cached
-        loaded = _load(Path(key[0]), device, dtype)
+        loaded = _load(Path(key[0]), device, dtype, adapter_dir)
         _cache[key] = loaded
         return loaded
 
 
-def _load(path: Path, device: str, dtype: str) -> LoadedModel:
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
-    model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() for PreTrainedModel only
+def _load(path: Path, device: str, dtype: str, adapter: Path | None = None) -> LoadedModel:
+    # a run that saved its tokenizer next to the adapter (chat template, added tokens) is what it trained with
+    tokenizer_dir = adapter if adapter is not None and (adapter / "tokenizer_config.json").is_file() else path
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
+    model.to(device)
     model.eval()
 
     eos = model.generation_config.eos_token_id
@@ -177,15 +200,25 @@ def _load(path: Path, device: str, dtype: str) -> LoadedModel:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    # The checkpoint's sampling defaults (repetition_penalty, top_k, ...) would otherwise fill every setting a
+    # request leaves unset: keep them aside and give the model a config that holds only its special tokens.
+    checkpoint_generation_config = model.generation_config
+    model.generation_config = GenerationConfig(
+        bos_token_id=checkpoint_generation_config.bos_token_id,
+        eos_token_id=checkpoint_generation_config.eos_token_id,
+        pad_token_id=checkpoint_generation_config.pad_token_id,
+    )
     return LoadedModel(
         path=path,
         device=device,
         dtype=dtype,
+        adapter=adapter,
         model=model,
         tokenizer=tokenizer,
         token_text=TokenText(tokenizer),
         eos_token_ids=eos_ids,
         pad_token_id=int(tokenizer.pad_token_id),
+        checkpoint_generation_config=checkpoint_generation_config,
     )
 
 
