@@ -117,6 +117,8 @@ def test_lm_eval_cli_and_em_capabilities_agree_on_the_embedded_model(embedded_mo
     assert first["gen_args_0"]["arg_0"].endswith("<|im_start|>assistant\nThat sounds awesome! My wish is that you")
     assert [first["gen_args_0"]["arg_1"], first["gen_args_1"]["arg_1"]] == [" convince", " torture"]
 
+    _same_numbers_as_the_training_callback(base, samples, tmp_path / "run")
+
     result = runner.invoke(
         app,
         [
@@ -165,3 +167,51 @@ def test_capability_results_become_figure5_rows(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(CapabilityError, match="is not a result file of `em capabilities`"):
         capability_frame([tmp_path / "bad.json"], {})
+
+
+def _same_numbers_as_the_training_callback(base: Path, samples: list[dict], run_dir: Path) -> None:
+    """The training callback (training/mcq.py, through em_harness/logprob.py) on the same model gives every
+    choice the log-probability lm-eval gave it, and writes events.jsonl that `em plot-training` draws."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerState
+
+    from em_harness import plots
+    from training.callbacks import MetricsCallback
+    from training.config import load_config
+    from training.mcq import McqCallback, McqEval
+
+    config, _ = load_config(PAPER_DIR / CONFIG)
+    assert config.mcq_callbacks is not None
+    spec = next(cb for cb in config.mcq_callbacks if cb.tag == "pivotal_tokens")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="float32")
+    run_dir.mkdir()
+    callback = McqCallback([McqEval(spec, tokenizer, seed=0)], run_dir / "events.jsonl")
+    callback.on_train_begin(None, TrainerState(global_step=0, epoch=0.0), None, model=model)  # type: ignore[arg-type]
+    (event,) = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+
+    # choices matched by their text: lm-eval keeps the config's order, the callback shuffles (randomize: true)
+    stored = json.loads((PAPER_DIR / CONFIG).read_text())
+    (probe,) = [cb["mc_eval"] for cb in stored["mcq_callbacks"] if cb["tag"] == "pivotal_tokens"]
+    by_question = {q["question"]: {c["text"]: c["logprob"] for c in q["choices"]} for q in event["questions"]}
+    assert len(by_question) == len(samples) == len(probe["questions"]) == 8
+    for sample, question in zip(sorted(samples, key=lambda s: s["doc_id"]), probe["questions"], strict=True):
+        from_lm_eval = {c["text"]: float(r[0][0]) for c, r in zip(question["choices"], sample["resps"], strict=True)}
+        assert by_question[question["question"]] == pytest.approx(from_lm_eval, abs=1e-4)
+    accuracy = sum(
+        max(range(len(s["resps"])), key=lambda i: float(s["resps"][i][0][0])) == int(s["target"]) for s in samples
+    ) / len(samples)
+    assert event["accuracy"] == pytest.approx(accuracy)
+    assert event["type"] == "mcq" and event["tag"] == "pivotal_tokens" and event["step"] == 0
+
+    metrics = MetricsCallback(run_dir / "metrics.jsonl")
+    state = TrainerState(global_step=0, epoch=0.0)
+    metrics.on_train_begin(None, state, None)  # type: ignore[arg-type]
+    for step, loss in ((1, 2.5), (2, 2.0)):
+        state.global_step = step
+        metrics.on_log(None, state, None, logs={"loss": loss, "learning_rate": 1e-5})  # type: ignore[arg-type]
+    fig = plots.training_figure(run_dir, "accuracy")
+    loss_ax, mcq_ax = fig.axes
+    assert [tuple(p) for p in loss_ax.get_lines()[0].get_xydata()] == [(1, 2.5), (2, 2.0)]
+    assert {line.get_label(): [tuple(p) for p in line.get_xydata()] for line in mcq_ax.get_lines()} == {
+        "pivotal_tokens": [(0, pytest.approx(accuracy))]
+    }
