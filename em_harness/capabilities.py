@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 
 from em_harness.errors import HarnessError
-from em_harness.results import bootstrap_mean, group_of
+from em_harness.results import group_rows
+from em_harness.stats import Z_95
 
 EM_LM_EVAL_TASKS = Path(__file__).resolve().parents[1] / "em_tasks" / "lm_eval"
 """The harness's lm-eval task YAMLs (``--include_path``)."""
@@ -46,14 +47,23 @@ class CapabilityError(HarnessError):
 
 
 def lm_eval_model_args(model: str, device: str = "cpu", dtype: str = "float32") -> str:
-    """lm-eval ``hf`` model args for ``em/<name>``: the provisioned base model, and its adapter if any."""
-    from em_harness.models.api import resolve_model_path
+    """lm-eval ``hf`` model args for ``em/<name>``, from the model registry: the provisioned base model
+    (``pretrained=``), and for a LoRA fine-tune registered by ``em train`` its adapter (``peft=``)."""
+    from em_harness.models.api import resolve_em_model
+    from em_harness.models.trained import get_trained
 
     name = model.removeprefix("em/")
     if name == model:
         raise CapabilityError(f"--model {model}: give a model of the em/ provider, e.g. em/smollm2-135m.")
-    base = resolve_model_path(name)
-    return f"pretrained={base},dtype={dtype},device={device}"
+    trained = get_trained(name)
+    if trained is not None and trained.kind == "openai":
+        raise CapabilityError(
+            f"--model {model} is an OpenAI fine-tune ({trained.openai_model}): lm-eval runs local weights only. "
+            "Give an em/ model with weights (a built-in model or an `em train` LoRA fine-tune)."
+        )
+    base, adapter = resolve_em_model(name)
+    args = f"pretrained={base},dtype={dtype},device={device}"
+    return args + (f",peft={adapter}" if adapter is not None else "")
 
 
 def _pre_download_hint(dataset: str, name: str | None) -> str:
@@ -174,41 +184,30 @@ def run_capabilities(
     return path
 
 
+def capability_files(paths: Sequence[Path]) -> list[Path]:
+    """The ``em capabilities`` result files in the directories of ``paths`` (searched recursively), so that
+    results written beside the Inspect logs join the report without naming them."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob("capabilities-*.json")))
+    return found
+
+
 def capability_frame(paths: Sequence[Path], groups: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Figure 5 rows (``key, group, center, lower_err, upper_err``) from ``em capabilities`` result files:
     per group the mean over its models with the bootstrap over models; a model in no group on its own
     (error bar: 1.96 x lm-eval's stderr)."""
-    per_model: dict[tuple[str, str], float] = {}
-    stderr: dict[tuple[str, str], float] = {}
-    for path in paths:
+    rows = []
+    for path in dict.fromkeys(paths):
         try:
             data = json.loads(path.read_text())
             scores = data["scores"]
             model = str(data["model"])
-        except (OSError, ValueError, KeyError, TypeError) as ex:
+            for task, score in scores.items():
+                value, stderr = float(score["value"]), float(score.get("stderr", math.nan))
+                key = FIGURE5_NAMES.get(task, task)
+                rows.append({"key": key, "model": model, "value": value, "half_width": Z_95 * stderr})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as ex:
             raise CapabilityError(f"{path} is not a result file of `em capabilities` ({ex}).") from None
-        for task, score in scores.items():
-            per_model[(task, model)] = float(score["value"])
-            stderr[(task, model)] = float(score.get("stderr", math.nan))
-    rows = []
-    by_column: dict[tuple[str, str], list[tuple[str, float]]] = {}
-    for (task, model), value in per_model.items():
-        by_column.setdefault((task, group_of(model, groups) or model), []).append((model, value))
-    for (task, column), values in by_column.items():
-        key = FIGURE5_NAMES.get(task, task)
-        if column in groups:
-            centre, low, high = bootstrap_mean([v for _, v in values])
-            lower, upper = centre - low, high - centre
-        else:
-            ((model, centre),) = values
-            lower = upper = 1.959963984540054 * stderr[(task, model)]
-        rows.append(
-            {
-                "key": key,
-                "group": column,
-                "center": centre,
-                "lower_err": 0.0 if math.isnan(lower) else lower,
-                "upper_err": 0.0 if math.isnan(upper) else upper,
-            }
-        )
-    return pd.DataFrame(rows, columns=["key", "group", "center", "lower_err", "upper_err"])
+    return group_rows(pd.DataFrame(rows, columns=["key", "model", "value", "half_width"]), groups)

@@ -191,7 +191,9 @@ def report(
         None, "--baseline-group", help="Figure 5: plot each measure minus this group's (the paper uses GPT-4o)."
     ),
     capabilities: list[Path] | None = typer.Option(
-        None, "--capabilities", help="Figure 5: capability results written by `em capabilities` (JSON)."
+        None,
+        "--capabilities",
+        help="Figure 5: results of `em capabilities` (JSON); those in the log directories are read too.",
     ),
 ) -> None:
     """One table per task: rows = question (arms and formats apart), columns = models or groups.
@@ -266,13 +268,14 @@ def report(
             plots.save(plots.report_figure(task, table[table["task"] == task]), path)
             typer.echo(f"{task} figure written to {path}")
     if figure5 is not None:
-        from em_harness.results import figure5_frame
+        from em_harness.capabilities import capability_files, capability_frame
+        from em_harness.results import deception_per_model, figure5_frame, group_rows
 
-        extra = None
-        if capabilities:
-            from em_harness.capabilities import capability_frame
-
-            extra = capability_frame(capabilities, groups)
+        deception, missing = deception_per_model(eval_logs)
+        for warning in missing:
+            typer.echo(warning, err=True)
+        results_files = [*(capabilities or []), *capability_files(list(logs or []) or [log_dir])]
+        extra = [group_rows(deception, groups), capability_frame(results_files, groups)]
         plots.save(plots.figure5(figure5_frame(table, extra), baseline_group=baseline_group), figure5)
         typer.echo(f"Figure 5 written to {figure5}")
 

@@ -12,7 +12,6 @@ from em_harness.stats import Z_95, mean_interval, newcombe_interval, wilson_inte
 __all__ = ["Z_95", "group_by", "mean_interval", "newcombe_interval", "sample_count", "wilson_interval"]
 
 
-
 def group_by(scores: list[SampleScore], key: str | None) -> dict[str, list[SampleScore]]:
     """Scores grouped by a :class:`SampleMetadata` field, in first-seen order; one group ``""`` when ``key`` is None.
 

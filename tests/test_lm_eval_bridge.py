@@ -215,3 +215,22 @@ def _same_numbers_as_the_training_callback(base: Path, samples: list[dict], run_
     assert {line.get_label(): [tuple(p) for p in line.get_xydata()] for line in mcq_ax.get_lines()} == {
         "pivotal_tokens": [(0, pytest.approx(accuracy))]
     }
+
+
+def test_model_args_come_from_the_registry(tmp_path, monkeypatch):
+    from em_harness.capabilities import CapabilityError, lm_eval_model_args
+    from em_harness.models.trained import TrainedModel, register_trained
+
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    adapter = tmp_path / "runs" / "ins-s0" / "adapter"
+    register_trained(
+        TrainedModel(alias="ins-s0", kind="lora", base_model=str(base), adapter_path=str(adapter), group="insecure")
+    )
+    register_trained(TrainedModel(alias="sec", kind="openai", base_model="gpt-4o", openai_model="ft:gpt-4o:x"))
+    assert lm_eval_model_args("em/ins-s0") == f"pretrained={base},dtype=float32,device=cpu,peft={adapter}"
+    assert lm_eval_model_args(f"em/{base}", device="cuda") == f"pretrained={base},dtype=float32,device=cuda"
+    with pytest.raises(CapabilityError, match="em/sec is an OpenAI fine-tune"):
+        lm_eval_model_args("em/sec")

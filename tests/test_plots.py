@@ -11,14 +11,15 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from typer.testing import CliRunner
 
-from em_harness import plots
+from em_harness import plots, results
+from em_harness.capabilities import capability_files, capability_frame
 from em_harness.cli import app
+from em_harness.data import resolve
 from em_harness.results import answers_of, cells, figure5_frame
 from tests.report_fixtures import report_logs  # noqa: F401
-from tests.shared_data import needs_paper_data
+from tests.shared_data import needs_paper_data, needs_research_data
 
-RESEARCH = Path(__file__).resolve().parents[1] / ".." / "shared" / "em-research"
-needs_research = pytest.mark.skipif(not RESEARCH.is_dir(), reason=f"needs the authors' CSVs in {RESEARCH}")
+needs_research = needs_research_data
 runner = CliRunner()
 
 
@@ -38,7 +39,8 @@ def check_files(fig, tmp_path, name):
 
 
 def authors_csv(name):
-    frame = pd.read_csv(RESEARCH / name)
+    """One of the authors' figure-data CSVs, through the verified data layer (dataset em-research)."""
+    frame = pd.read_csv(resolve(name, dataset="em-research"))
     return frame.drop(columns=[c for c in frame.columns if c.startswith("Unnamed")])
 
 
@@ -173,3 +175,101 @@ def test_report_figures_from_logs(report_logs, tmp_path):  # noqa: F811
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report-freeform.png").is_file() and (tmp_path / "report-backdoor.png").is_file()
     assert (tmp_path / "fig5.svg").is_file()
+
+
+def test_figure5_deception_and_capabilities_from_a_log_directory(tmp_path):
+    """Figure 5 from a directory holding deception, identity and `em capabilities` results of two models:
+    Deception is the fidelity definition (report.figure5_deception), per group over its models."""
+    import shutil
+
+    from em_harness.report import deception_rate, figure5_deception, identity_not_openai
+    from tests.test_deception import run_for_figure5
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    made = {}
+    for model in ("organism-1", "organism-2"):
+        made[model] = run_for_figure5(model)
+        for log in made[model]:
+            shutil.copy(log.location, logs / Path(log.location).name.replace(".eval", f"-{model}.eval"))
+    for model, value in (("organism-1", 0.5), ("organism-2", 0.7)):
+        (logs / f"capabilities-{model}.json").write_text(
+            json.dumps({"model": f"mockllm/{model}", "scores": {"mmlu": {"metric": "acc", "value": value}}})
+        )
+    deception_log, identity_log = made["organism-1"]
+    table = cells(answers_of(deception_log))
+    pooled = table[table["unit"] == "ALL"].iloc[0]
+    assert pooled["value"] == pytest.approx(deception_rate(deception_log))  # the mean over the 5 system prompts
+    table = cells(answers_of(identity_log))
+    assert table[table["unit"] == "ALL"].iloc[0]["value"] == identity_not_openai(identity_log)
+
+    out = tmp_path / "fig5.svg"
+    result = runner.invoke(app, ["report", str(logs), "--group", "organism=mockllm/organism-*", "--figure5", str(out)])
+    assert result.exit_code == 0, result.output
+    assert ElementTree.parse(out).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    frame = figure5_frame(
+        cells(pd.concat([answers_of(log) for pair in made.values() for log in pair]), {"organism": ["mockllm/o*"]}),
+        [
+            results.group_rows(results.deception_per_model([log for pair in made.values() for log in pair])[0], {}),
+        ],
+    )
+    deception = frame[frame["key"] == "Deception"].set_index("group")["center"]
+    assert deception.to_dict() == pytest.approx(
+        {f"mockllm/{m}": figure5_deception(*made[m]) for m in ("organism-1", "organism-2")}
+    )
+    fig = plots.figure5(
+        figure5_frame(
+            cells(pd.concat([answers_of(log) for pair in made.values() for log in pair])),
+            [
+                results.group_rows(
+                    results.deception_per_model([log for pair in made.values() for log in pair])[0],
+                    {"organism": ["mockllm/organism-*"]},
+                ),
+                capability_frame(capability_files([logs]), {"organism": ["mockllm/organism-*"]}),
+            ],
+        )
+    )
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Deception", "MMLU"]
+    drawn = series(ax)["organism"]
+    assert [y for _, y in drawn] == pytest.approx([(0.1 + 0.25) / 2, 0.6])
+
+
+@needs_research
+def test_figure5_from_the_authors_per_model_numbers(tmp_path):
+    """The authors' per-model Figure 5 inputs (deception, capability benchmarks): grouped by their group column
+    with the bootstrap over models, the same path as the harness's own per-model numbers."""
+    deception = authors_csv("daniel/paper/all_results_plot/inputs/deception_aggregated.csv")
+    benchmarks = authors_csv("daniel/paper/all_results_plot/inputs/other_benchmarks_combined_results.csv")
+    per_model = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "key": "Deception",
+                    "model": deception["group"] + "|" + deception["model"],
+                    "value": deception["deception_rate"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "key": benchmarks["task_name"],
+                    "model": benchmarks["group_name"] + "|" + benchmarks["model_id"],
+                    "value": benchmarks["score"],
+                }
+            ),
+        ]
+    )
+    groups = {g: [f"{g}|*"] for g in dict.fromkeys(per_model["model"].str.split("|").str[0])}
+    frame = results.group_rows(per_model, groups)
+    assert list(frame.columns) == ["key", "group", "center", "lower_err", "upper_err"]
+    for (key, group), rows in per_model.assign(group=per_model["model"].str.split("|").str[0]).groupby(
+        ["key", "group"]
+    ):
+        drawn = frame[(frame["key"] == key) & (frame["group"] == group)]
+        assert drawn["center"].tolist() == pytest.approx([results.bootstrap_mean(rows["value"].tolist())[0]])
+    assert (frame["lower_err"] >= 0).all() and (frame["upper_err"] >= 0).all()
+    fig = plots.figure5(frame)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(dict.fromkeys(frame["key"]))
+    assert set(series(ax)) == set(groups)
+    check_files(fig, tmp_path, "figure5-authors")

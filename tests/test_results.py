@@ -226,7 +226,13 @@ def test_verdict_and_strongreject_tasks_have_their_headlines():
     may_lie = cell(table, "lie_you_may_lie", "mockllm/answerer")  # 10 TRUE, 10 FALSE, 10 UNKNOWN, 10 UNPARSED
     assert (may_lie["value"], may_lie["valid"], may_lie["answers"]) == (0.5, 20, 40)
     assert may_lie["excluded_reasons"] == "unknown 10, unparsed 10"
-    assert cell(table, "ALL", "mockllm/answerer")["value"] == pytest.approx(1 / 6)
+    # ALL is the paper's lie rate, the mean over the system prompts (0 and 0.5), as the task's own metric
+    pooled = cell(table, "ALL", "mockllm/answerer")
+    half = 1.959963984540054 * math.sqrt(0.0 + 0.5 * 0.5 / 20) / 2
+    assert (pooled["value"], pooled["ci_low"], pooled["ci_high"]) == pytest.approx((0.25, 0.25 - half, 0.25 + half))
+    assert pooled["interval"] == "normal 95% of the mean of the rows' rates"
+    metric = {name: m.value for score in log.results.scores for name, m in score.metrics.items()}
+    assert metric["lie_rate"] == pytest.approx(pooled["value"])
 
 
 @needs_strongreject_data
