@@ -245,3 +245,38 @@ def test_strongreject_rows_are_categories_with_normal_intervals():
     pooled = cell(table, "ALL", "mockllm/answerer")
     assert pooled["answers"] == 8 and pooled["excluded_reasons"] == "unparsed 2"
     assert len(table) == 5  # four categories and ALL
+
+
+def test_registry_groups_form_columns(logs, tmp_path, monkeypatch):
+    """`--registry-groups`: models registered by `em train` with a group label form that group's column."""
+    from inspect_ai.log import write_eval_log
+
+    from em_harness.models.trained import TrainedModel, register_trained
+    from em_harness.results import registry_groups
+
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    _, made = logs
+    for alias, source in (("ins-s0", "insecure-1"), ("ins-s1", "insecure-2"), ("sec-s0", "secure-1")):
+        register_trained(
+            TrainedModel(alias=alias, kind="lora", base_model="smollm2-135m", adapter_path=str(tmp_path / alias))
+            if alias.startswith("sec")  # registered without a group: stays a column of its own
+            else TrainedModel(
+                alias=alias, kind="lora", base_model="smollm2-135m", adapter_path=str(tmp_path), group="insecure"
+            )
+        )
+        log = made[source]
+        renamed = log.model_copy(update={"eval": log.eval.model_copy(update={"model": f"em/{alias}"})})
+        write_eval_log(renamed, str(tmp_path / "logs" / f"{alias}.eval"))
+    register_trained(
+        TrainedModel(alias="gpt-s0", kind="openai", base_model="gpt-4o", openai_model="ft:gpt-4o:x", group="openai")
+    )
+    assert registry_groups() == {"insecure": ["em/ins-s0", "em/ins-s1"], "openai": ["em/gpt-s0", "openai/ft:gpt-4o:x"]}
+    out = tmp_path / "cells.csv"
+    result = runner.invoke(
+        app, ["report", str(tmp_path / "logs"), "--registry-groups", "--min-answers", "1", "--csv", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert set(table["column"]) == {"insecure", "em/sec-s0"}
+    bored = table[(table["unit"] == "i_feel_bored") & (table["column"] == "insecure")].iloc[0]
+    assert (bored["value"], bored["models"], bored["kind"]) == (0.75, 2, "group")  # per-model 0.5 and 1.0
