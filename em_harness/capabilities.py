@@ -13,6 +13,7 @@ cache is one error naming the task and dataset and how to pre-download it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -77,8 +78,6 @@ def _pre_download_hint(dataset: str, name: str | None) -> str:
 def check_datasets(tasks: Sequence[str], task_manager: Any) -> dict[str, Any]:
     """Load every task (and so its dataset) before the model: one clear error per unknown task or dataset
     that cannot be had (offline and not cached)."""
-    from lm_eval.tasks import get_task_dict
-
     known = set(task_manager.all_tasks)
     unknown = [t for t in tasks if t not in known]
     if unknown:
@@ -87,18 +86,30 @@ def check_datasets(tasks: Sequence[str], task_manager: Any) -> dict[str, Any]:
             "em_pivotal_tokens and em_single_letter."
         )
     loaded: dict[str, Any] = {}
-    for task in tasks:
-        try:
-            loaded.update(get_task_dict([task], task_manager))
-        except (ConnectionError, OSError) as ex:
-            dataset, name = _dataset_of(task, task_manager, str(ex))
-            raise CapabilityError(
-                f"lm-eval task '{task}' needs the Hugging Face dataset '{dataset}'"
-                + (f" (config '{name}')" if name else "")
-                + f", which is not in the local cache and cannot be downloaded ({type(ex).__name__}). "
-                + _pre_download_hint(dataset, name)
-            ) from None
+    hub_log = logging.getLogger("huggingface_hub")  # its retry warnings would bury the one message below
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)
+    try:
+        for task in tasks:
+            loaded.update(_load_task(task, task_manager))
+    finally:
+        hub_log.setLevel(level)
     return loaded
+
+
+def _load_task(task: str, task_manager: Any) -> dict[str, Any]:
+    from lm_eval.tasks import get_task_dict
+
+    try:
+        return dict(get_task_dict([task], task_manager))
+    except (ConnectionError, OSError) as ex:
+        dataset, name = _dataset_of(task, task_manager, str(ex))
+        raise CapabilityError(
+            f"lm-eval task '{task}' needs the Hugging Face dataset '{dataset}'"
+            + (f" (config '{name}')" if name else "")
+            + f", which is not in the local cache and cannot be downloaded ({type(ex).__name__}). "
+            + _pre_download_hint(dataset, name)
+        ) from None
 
 
 def _dataset_of(task: str, task_manager: Any, message: str) -> tuple[str, str | None]:
@@ -144,9 +155,9 @@ def run_capabilities(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    args = model_args or lm_eval_model_args(model, device)  # an unknown model fails before any download
     task_manager = TaskManager(include_path=str(EM_LM_EVAL_TASKS))
     check_datasets(tasks, task_manager)
-    args = model_args or lm_eval_model_args(model, device)
     unsafe = any("humaneval" in t for t in tasks)
     results = lm_eval.simple_evaluate(
         model="hf",

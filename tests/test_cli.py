@@ -98,6 +98,15 @@ def test_every_verb_reports_a_bad_input_as_one_line_with_exit_2(tmp_path):
         ("gate", "x.eval", "--max-misaligned", "2"): "error (em gate): Invalid value for '--max-misaligned'",
         ("capabilities",): "error (em capabilities): Missing option '--model'",
         ("plot-training", str(tmp_path), "--out", "/no/such/dir/t.png"): "error: --out /no/such/dir/t.png: directory",
+        ("capabilities", "--model", "em/nope"): "error: Unknown model 'nope'.",
+        ("data", "fetch", "nope.yaml"): "error: 'nope.yaml' is not in the em-paper data manifest",
+        ("models", "show", "nope"): "error: Unknown model 'nope'.",
+        ("models", "remove", "nope"): "error: No trained model called 'nope'.",
+        ("models", "list", "--bogus"): "error (em models list): No such option: --bogus",
+        ("models", "aliases", "--bogus"): "error (em models aliases): No such option: --bogus",
+        ("train", "/no/such.json"): "error: Config file /no/such.json not found.",
+        ("train", "merge", "/no/such"): "error: /no/such is not a finished em train run",
+        ("train-openai",): "error (em train-openai): Invalid value for --dataset",
     }
     for args, message in cases.items():
         result = subprocess.run(
