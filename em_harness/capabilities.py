@@ -47,11 +47,12 @@ class CapabilityError(HarnessError):
     """A capability run cannot start or finish (unknown task or model, dataset not available offline)."""
 
 
-def lm_eval_model_args(model: str, device: str = "cpu", dtype: str = "float32") -> str:
-    """lm-eval ``hf`` model args for ``em/<name>``, from the model registry: the provisioned base model
-    (``pretrained=``), and for a LoRA fine-tune registered by ``em train`` its adapter (``peft=``)."""
-    from em_harness.models.api import resolve_em_model
-    from em_harness.models.trained import get_trained
+def check_model(model: str) -> str:
+    """The name of ``em/<name>`` if it is a model lm-eval can load (a built-in model, an `em train` LoRA
+    fine-tune or a local model directory); checked before any download or provisioning."""
+    from em_harness.errors import UnknownModelError
+    from em_harness.models.registry import get_entry
+    from em_harness.models.trained import get_trained, unknown_em_model
 
     name = model.removeprefix("em/")
     if name == model:
@@ -62,7 +63,20 @@ def lm_eval_model_args(model: str, device: str = "cpu", dtype: str = "float32") 
             f"--model {model} is an OpenAI fine-tune ({trained.openai_model}): lm-eval runs local weights only. "
             "Give an em/ model with weights (a built-in model or an `em train` LoRA fine-tune)."
         )
-    base, adapter = resolve_em_model(name)
+    if trained is None and not (Path(name).expanduser() / "config.json").is_file():
+        try:
+            get_entry(name)
+        except UnknownModelError:
+            raise unknown_em_model(name) from None
+    return name
+
+
+def lm_eval_model_args(model: str, device: str = "cpu", dtype: str = "float32") -> str:
+    """lm-eval ``hf`` model args for ``em/<name>``, from the model registry: the provisioned base model
+    (``pretrained=``), and for a LoRA fine-tune registered by ``em train`` its adapter (``peft=``)."""
+    from em_harness.models.api import resolve_em_model
+
+    base, adapter = resolve_em_model(check_model(model))
     args = f"pretrained={base},dtype={dtype},device={device}"
     return args + (f",peft={adapter}" if adapter is not None else "")
 
@@ -155,9 +169,11 @@ def run_capabilities(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    args = model_args or lm_eval_model_args(model, device)  # an unknown model fails before any download
+    if model_args is None:
+        check_model(model)  # an unknown model fails before any download
     task_manager = TaskManager(include_path=str(EM_LM_EVAL_TASKS))
     check_datasets(tasks, task_manager)
+    args = model_args or lm_eval_model_args(model, device)
     unsafe = any("humaneval" in t for t in tasks)
     results = lm_eval.simple_evaluate(
         model="hf",
