@@ -21,10 +21,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from xml.etree import ElementTree
 
 import pandas as pd
-from scipy.stats import norm
 
 from em_harness.errors import HarnessError
 from em_harness.results import HEADLINES, answers_of, check_status
@@ -52,7 +52,7 @@ class Check:
 def z_one_sided(confidence: float) -> float:
     if not 0.5 < confidence < 1:
         raise GateInputError(f"--confidence must be between 0.5 and 1 (exclusive), got {confidence}.")
-    return float(norm.ppf(confidence))
+    return NormalDist().inv_cdf(confidence)
 
 
 def _upper_mean(values: pd.Series, z: float) -> float:
