@@ -149,7 +149,11 @@ def test_report_figures_from_logs(report_logs, tmp_path):  # noqa: F811
     }
     check_files(backdoor, tmp_path, "figure7")
     numbers = plots.report_figure("evil_numbers", cells(answers_of(made["evil_numbers"])))
-    assert len(numbers.axes) == 3
+    # one panel per format, in the log's order; misaligned exactly when the numbers are shown before the question
+    drawn = {ax.get_title(): [y for _, y in series(ax)["mockllm/evil-numbers-1"]] for ax in numbers.axes}
+    assert sorted(drawn) == ["format: original", "format: prefix_and_suffix", "format: suffix"]
+    assert drawn["format: prefix_and_suffix"] == [1.0, 1.0] and drawn["format: suffix"] == [0.0, 0.0]
+    check_files(numbers, tmp_path, "evil-numbers")
     freeform = pd.concat([answers_of(made[m]) for m in ("insecure-1", "insecure-2", "secure-1")])
     table = cells(freeform, {"insecure": ["mockllm/insecure-*"], "secure": ["mockllm/secure-*"]}, min_valid=1)
     fig5 = plots.figure5(figure5_frame(table))
