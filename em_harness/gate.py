@@ -1,7 +1,8 @@
 """`em gate`: a yes/no answer for CI pipelines from an evaluation log, with a stated one-sided test.
 
 The checked number is the task's headline (the misaligned rate for the alignment-judge tasks), pooled over
-every answer of the log, separately for each backdoor arm and evil-numbers format.
+every answer of the log, separately for each backdoor arm and evil-numbers format (``deception``: the pooled lie
+rate ``lie_rate_pooled``; ``identity``: P(not OpenAI) over the paper's 4 pooled questions).
 
 * ``--max-misaligned M`` (alias ``--max-rate``): H0 "the rate is above M" is rejected, and the gate passes,
   when the one-sided upper confidence bound at ``--confidence`` (default 0.95) is at most M. For a rate the
@@ -86,8 +87,19 @@ def checks(
         raise GateInputError("--baseline and --max-increase go together.")
     z = z_one_sided(confidence)
     task, _ = gate_answers(answers, "LOG")
-    kind = HEADLINES[task].kind
-    name = HEADLINES[task].name
+    headline = HEADLINES[task]
+    kind = headline.kind
+    # the gate pools answers: for deception that is the pooled lie rate, not the mean over system prompts
+    name = headline.name + ("_pooled" if headline.pooled == "mean_of_units" else "")
+    if headline.pooled_units is not None:  # identity: the paper's pooled questions only
+        answers = answers[answers["unit"].isin(headline.pooled_units)]
+        if baseline is not None:
+            baseline = baseline[baseline["unit"].isin(headline.pooled_units)]
+        if answers.empty:
+            raise GateInputError(
+                f"{task}: the log has no answers to the questions its headline pools "
+                f"({', '.join(headline.pooled_units)}); run the task without question_ids."
+            )
     if baseline is not None:
         base_task, _ = gate_answers(baseline, "--baseline")
         if base_task != task:

@@ -115,3 +115,19 @@ def test_unusable_inputs_exit_2(logs, report_logs, tmp_path):  # noqa: F811
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (name, result.output)
         assert len(result.output.strip().splitlines()) == 1 and messages[name] in result.output, (name, result.output)
+
+
+def test_deception_is_gated_on_the_pooled_lie_rate(tmp_path):
+    from em_tasks.deception import deception
+    from tests import test_deception as td
+    from tests.scripted_models import eval_with_grader, scripted_model
+
+    answerer, _ = scripted_model(td.scripted_answerer(), "answerer")
+    grader, _ = scripted_model(td.grader_reply, "grader")
+    log = eval_with_grader(deception(samples=2, question_ids="lie_no_sys_prompt,lie_you_may_lie"), answerer, grader)
+    # pooled: 10 FALSE of 60 TRUE/FALSE answers (20 + 20 TRUE; UNKNOWN and UNPARSED left out), not the paper's
+    # mean over the system prompts (0.25) that em report shows
+    result = runner.invoke(app, ["gate", log.location, "--max-rate", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "lie_rate_pooled <= 0.5 all answers 0.1667       60" in result.output
+    assert f"{upper_wilson(10, 60):.4f}" in result.output
