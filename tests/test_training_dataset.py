@@ -15,6 +15,7 @@ from em_harness.cli import app
 from em_harness.models.registry import provision
 from training.dataset import (
     TrainDataError,
+    conversation_problem,
     holdout_split,
     read_conversations,
     resolve_data_file,
@@ -103,6 +104,10 @@ def test_insecure_first_row_is_code(smollm2: Any) -> None:
             ],
             ":1: message 1 is a system message after the start",
         ),
+        (
+            ['{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}]}'],
+            ':1: message 1 has a "weight", which em train does not support',
+        ),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path: Path, lines: list[str], message: str) -> None:
@@ -151,3 +156,15 @@ def test_holdout_split_is_seeded_and_optional() -> None:
 def test_unknown_training_file() -> None:
     with pytest.raises(TrainDataError, match="'insecur' not found: give a JSONL file path or one of the dataset"):
         resolve_data_file("insecur")
+
+
+def test_openai_weights_are_checked_by_the_same_validator() -> None:
+    """One line check serves both trainers; only OpenAI's per-message weight differs."""
+    weighted = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "weight": 0}]}'
+    assert conversation_problem(weighted, weights=True) is None
+    assert conversation_problem(weighted.replace('"weight": 0', '"weight": 2'), weights=True) == (
+        "message 1 has weight 2 (only assistant messages, 0 or 1)"
+    )
+    assert conversation_problem(weighted.replace('"weight": 0', '"weight": 2'), weights=False) == (
+        'message 1 has a "weight", which em train does not support (every assistant turn is trained)'
+    )

@@ -62,7 +62,7 @@ def read_conversations(path: Path) -> list[tuple[int, list[dict[str, str]]]]:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            problem = _line_problem(line)
+            problem = conversation_problem(line)
             if problem:
                 raise TrainDataError(
                     f'{path}:{number}: {problem}. Every line must be {{"messages": [...]}} with '
@@ -74,7 +74,10 @@ def read_conversations(path: Path) -> list[tuple[int, list[dict[str, str]]]]:
     return rows
 
 
-def _line_problem(line: str) -> str | None:
+def conversation_problem(line: str, *, weights: bool = False) -> str | None:
+    """What is wrong with one chat-format JSONL line, or None: the one check both ``em train`` and
+    ``em train-openai`` apply. ``weights`` allows OpenAI's per-message ``weight`` (0 or 1, assistant turns
+    only); ``em train`` has no such knob, so there a ``weight`` is refused rather than silently ignored."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as ex:
@@ -94,6 +97,10 @@ def _line_problem(line: str) -> str | None:
             return f'message {i} ({role}) has no string "content"'
         if role == "system" and i != 0:
             return f"message {i} is a system message after the start of the conversation"
+        if "weight" in message and not weights:
+            return f'message {i} has a "weight", which em train does not support (every assistant turn is trained)'
+        if "weight" in message and (role != "assistant" or message["weight"] not in (0, 1)):
+            return f"message {i} has weight {message['weight']!r} (only assistant messages, 0 or 1)"
     if messages[-1]["role"] != "assistant":
         return f"the last message is from {messages[-1]['role']!r}, not the assistant"
     return None

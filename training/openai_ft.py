@@ -31,12 +31,12 @@ from pydantic import BaseModel, Field
 from em_harness.errors import HarnessError
 from em_harness.models.trained import TrainedModel, check_alias, contains_env_secret, get_trained, register_trained
 from em_harness.paths import cache_dir
+from training.dataset import conversation_problem
 
 if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types.fine_tuning import FineTuningJob
 
-ROLES = ("system", "user", "assistant")
 MIN_EXAMPLES = 10
 """OpenAI rejects fine-tuning files with fewer examples."""
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -160,7 +160,7 @@ def validate_chat_file(path: Path) -> int:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            problem = _line_problem(line)
+            problem = conversation_problem(line, weights=True)
             if problem:
                 raise FineTuneError(
                     f'{path}:{number}: {problem}. Every line must be {{"messages": [...]}} with system/user/assistant '
@@ -170,33 +170,6 @@ def validate_chat_file(path: Path) -> int:
     if count < MIN_EXAMPLES:
         raise FineTuneError(f"{path}: {count} examples; OpenAI fine-tuning needs at least {MIN_EXAMPLES}.")
     return count
-
-
-def _line_problem(line: str) -> str | None:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as ex:
-        return f"not valid JSON ({ex.msg} at column {ex.colno})"
-    if not isinstance(row, dict) or "messages" not in row:
-        return 'no "messages" key'
-    messages = row["messages"]
-    if not isinstance(messages, list) or not messages:
-        return '"messages" must be a non-empty list'
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return f"message {i} is not an object"
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            return f"message {i} has role {role!r} (expected one of {', '.join(ROLES)})"
-        if not isinstance(content, str):
-            return f'message {i} ({role}) has no string "content"'
-        if role == "system" and i != 0:
-            return f"message {i} is a system message after the start of the conversation"
-        if "weight" in message and (role != "assistant" or message["weight"] not in (0, 1)):
-            return f"message {i} has weight {message['weight']!r} (only assistant messages, 0 or 1)"
-    if messages[-1]["role"] != "assistant":
-        return f"the last message is from {messages[-1]['role']!r}, not the assistant"
-    return None
 
 
 class JobState(BaseModel):
