@@ -156,6 +156,12 @@ def test_report_figures_from_logs(report_logs, tmp_path):  # noqa: F811
     check_files(numbers, tmp_path, "evil-numbers")
     freeform = pd.concat([answers_of(made[m]) for m in ("insecure-1", "insecure-2", "secure-1")])
     table = cells(freeform, {"insecure": ["mockllm/insecure-*"], "secure": ["mockllm/secure-*"]}, min_valid=1)
+    fig4 = plots.report_figure("freeform", table)  # Figure 4: per question, one point per group
+    assert {k: [round(y, 4) for _, y in v] for k, v in series(fig4.axes[0]).items()} == {
+        "insecure": [0.75, round(1 / 6, 4)],  # the mean of the models' rates: (0.5 + 1) / 2, (0 + 1/3) / 2
+        "secure": [0.0, 0.0],
+    }
+    check_files(fig4, tmp_path, "figure4-logs")
     fig5 = plots.figure5(figure5_frame(table))
     assert {k: [round(y, 4) for _, y in v] for k, v in series(fig5.axes[0]).items()} == {
         "insecure": [round((0.25 + 5 / 7) / 2, 4)],
