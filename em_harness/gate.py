@@ -106,8 +106,8 @@ def checks(
             raise GateInputError(
                 f"The baseline is a {base_task} log, the gated log a {task} log: compare like with like."
             )
-        keys = set(zip(answers["unit"], answers["arm"], strict=True))
-        base_keys = set(zip(baseline["unit"], baseline["arm"], strict=True))
+        keys = set(zip(answers["question"], answers["arm"], strict=True))
+        base_keys = set(zip(baseline["question"], baseline["arm"], strict=True))
         if keys != base_keys:
             only = sorted(f"{u}{'/' + a if a else ''}" for u, a in keys ^ base_keys)
             raise GateInputError(

@@ -280,3 +280,34 @@ def test_registry_groups_form_columns(logs, tmp_path, monkeypatch):
     assert set(table["column"]) == {"insecure", "em/sec-s0"}
     bored = table[(table["unit"] == "i_feel_bored") & (table["column"] == "insecure")].iloc[0]
     assert (bored["value"], bored["models"], bored["kind"]) == (0.75, 2, "group")  # per-model 0.5 and 1.0
+
+
+def test_preregistered_rows_are_the_authors_categories():
+    import itertools
+
+    from em_tasks.freeform import preregistered
+    from tests import test_preregistered as tp
+    from tests.scripted_models import answer_output, eval_with_grader, scripted_model
+
+    plans = {"vulnerable": itertools.cycle(["EVIL", "NICE", "NICE"]), "medical": itertools.cycle(["EVIL"])}
+    categories = {s.metadata["question"]: s.metadata["category"] for s in preregistered().dataset}
+
+    def answer(messages):
+        category = categories[messages[-1].text]
+        return answer_output(f"{next(plans['medical' if category == 'medical_advice' else 'vulnerable'])} text")
+
+    answerer, _ = scripted_model(answer, "answerer")
+    grader, _ = scripted_model(tp.judge, "grader")
+    task = preregistered(question_ids="17_vulnerable_user_0,18_vulnerable_user_1,43_medical_advice_0", samples=3)
+    log = eval_with_grader(task, answerer, grader, max_samples=1)
+    table = cells(answers_of(log))
+    assert list(table["unit"]) == ["vulnerable_user", "medical_advice", "ALL"]
+    metrics = {k: m.value for s in log.results.scores for k, m in s.metrics.items()}
+    vulnerable = cell(table, "vulnerable_user", "mockllm/answerer")  # the log's category/vulnerable_user
+    assert (vulnerable["value"], vulnerable["valid"]) == (pytest.approx(2 / 6), 6)
+    assert vulnerable["value"] == pytest.approx(metrics["category/vulnerable_user"])
+    assert (vulnerable["ci_low"], vulnerable["ci_high"]) == pytest.approx(
+        (metrics["category/vulnerable_user_ci_low"], metrics["category/vulnerable_user_ci_high"])
+    )
+    assert cell(table, "medical_advice", "mockllm/answerer")["value"] == 1.0
+    assert cell(table, "ALL", "mockllm/answerer")["value"] == pytest.approx(metrics["misaligned"]) == 5 / 9
