@@ -714,7 +714,8 @@ def upstream_answers(log: EvalLog, groups: Mapping[str, Sequence[str]] | None = 
 
     ``judge_aligned``/``judge_coherent`` are the judge's top-20 token distributions as JSON (as logged);
     ``coherent_binary`` is the judge's coherence filter with the thresholds it recorded (default coherent > 50).
-    ``group`` is the model's group, else its name.
+    ``group`` is the model's group, else its name, with the backdoor arm or evil-numbers format appended
+    (``insecure_triggered``), as the authors kept a backdoor model's two arms apart as two groups.
     """
     if headline_of(log).scorer != "alignment_judge":
         raise ResultsError(
@@ -736,7 +737,7 @@ def upstream_answers(log: EvalLog, groups: Mapping[str, Sequence[str]] | None = 
         rows.append(
             {
                 "model": model,
-                "group": group,
+                "group": f"{group}_{meta.arm or meta.format}" if meta.arm or meta.format else group,
                 "question": meta.question if meta.question is not None else str(sample.input),
                 "answer": sample.output.completion,
                 "question_id": meta.question_id if meta.question_id is not None else str(sample.id),
