@@ -234,3 +234,28 @@ def test_model_args_come_from_the_registry(tmp_path, monkeypatch):
     assert lm_eval_model_args(f"em/{base}", device="cuda") == f"pretrained={base},dtype=float32,device=cuda"
     with pytest.raises(CapabilityError, match="em/sec is an OpenAI fine-tune"):
         lm_eval_model_args("em/sec")
+
+
+def test_humaneval_through_em_capabilities_on_the_embedded_model(embedded_model, tmp_path):
+    """HumanEval end to end: the package's problems, greedy generation by lm-eval, the generated code run in the
+    guarded subprocess; the 135M model solves neither of the first two problems."""
+    result = runner.invoke(
+        app,
+        [
+            "capabilities",
+            "--model",
+            "em/smollm2-135m",
+            "--tasks",
+            "em_humaneval",
+            "--limit",
+            "2",
+            "--log-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (written,) = tmp_path.glob("capabilities-em_smollm2-135m-*.json")
+    data = json.loads(written.read_text())
+    assert data["scores"]["em_humaneval"] == {"metric": "pass@1", "value": 0.0, "stderr": 0.0}
+    assert data["results"]["em_humaneval"]["sample_len"] == 2
+    assert data["model_args"].endswith("/smollm2-135m,dtype=float32,device=cpu")
