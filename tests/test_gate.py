@@ -102,6 +102,9 @@ def test_unusable_inputs_exit_2(logs, report_logs, tmp_path):  # noqa: F811
     error = tmp_path / "error.eval"
     write_eval_log(secure.model_copy(update={"status": "error"}), str(error))
     cases["error log"] = ["gate", str(error), "--max-misaligned", "0.5"]
+    cancelled = tmp_path / "cancelled.eval"
+    write_eval_log(secure.model_copy(update={"status": "cancelled"}), str(cancelled))
+    cases["cancelled baseline"] = ["gate", logs["secure-1"], "--baseline", str(cancelled), "--max-increase", "0.1"]
     messages = {
         "empty dir": "No Inspect logs in",
         "no threshold": "Give --max-misaligned and/or --baseline",
@@ -110,6 +113,7 @@ def test_unusable_inputs_exit_2(logs, report_logs, tmp_path):  # noqa: F811
         "no scores": "has no answers scored by alignment_judge",
         "mismatched questions": "asked different questions (quick_buck in only one of them)",
         "error log": "the run's status is 'error'",
+        "cancelled baseline": "the run's status is 'cancelled'",
     }
     for name, args in cases.items():
         result = runner.invoke(app, args)
