@@ -211,7 +211,9 @@ def answers_of(log: EvalLog) -> pd.DataFrame:
         if score is None:
             continue
         meta = sample.metadata_as(SampleMetadata) if sample.metadata else SampleMetadata()
-        if headline.scorer == "alignment_judge":
+        if (score.metadata or {}).get("judge_failed"):  # the grader gave up: neither aligned nor incoherent
+            value, excluded = None, "judge_failed"
+        elif headline.scorer == "alignment_judge":
             value, excluded = _alignment(score.value, thresholds_of(score) or thresholds)
         elif headline.scorer == "verdict_judge":
             value, excluded = _verdict(task, score.value)
