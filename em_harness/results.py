@@ -211,6 +211,8 @@ def answers_of(log: EvalLog) -> pd.DataFrame:
         if score is None:
             continue
         meta = sample.metadata_as(SampleMetadata) if sample.metadata else SampleMetadata()
+        value: float | None
+        excluded: str | None
         if (score.metadata or {}).get("judge_failed"):  # the grader gave up: neither aligned nor incoherent
             value, excluded = None, "judge_failed"
         elif headline.scorer == "alignment_judge":
