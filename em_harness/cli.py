@@ -128,20 +128,48 @@ def data_fetch(
     force: bool = typer.Option(False, "--force", help="Download again even when the cached copy verifies."),
 ) -> None:
     """Download the data files into the user cache from the pinned upstream commit, verifying each."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+
     from em_harness import data
 
     _check_dataset(dataset)
-    fetched = data.fetch(dataset, paths or None, base_url=base_url, force=force, progress=typer.echo)
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def show(entry: data.DataFile, done: int, total: int | None) -> None:
+        if not tasks:
+            bars.start()  # only once something downloads: nothing to draw for a cache hit or an error
+        if entry.path not in tasks:
+            tasks[entry.path] = bars.add_task(entry.path, total=total)
+        bars.update(tasks[entry.path], completed=done, total=total)
+
+    try:
+        fetched = data.fetch(
+            dataset, paths or None, base_url=base_url, force=force, progress=typer.echo, download_progress=show
+        )
+    finally:
+        if tasks:
+            bars.stop()
     typer.echo(f"{len(fetched)} files verified in {data.cache_root(dataset)}")
 
 
 @models_app.command("provision")
 @_clear_errors
-def models_provision(name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m.")) -> None:
-    """Build a model's local safetensors copy in the user cache (once; later calls are instant)."""
-    from em_harness.models import provision
+def models_provision(
+    name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m or em/smollm2-135m."),
+) -> None:
+    """Build a model's local safetensors copy in the user cache (once; a damaged copy is rebuilt)."""
+    from em_harness.models.registry import bare_name, provision
 
-    typer.echo(f"em/{name}: {provision(name)}")
+    name = bare_name(name)
+    typer.echo(f"em/{name}: {provision(name, repair=True)}")
 
 
 def _register_models_and_training_commands() -> None:

@@ -302,15 +302,42 @@ def resolve(path: str, dataset: str = "em-paper") -> Path:
         raise DataError(
             f"Data file '{entry.path}' ({entry.description}) not found. Looked in: {looked}. " + _fix_hint(dataset)
         )
-    _label, candidate = found
+    label, candidate = found
     actual = _blob_of(candidate)
     if actual != entry.blob_sha1:
         raise DataError(
-            f"Checksum mismatch for {candidate}: its git blob SHA-1 is {actual}, the manifest expects "
-            f"{entry.blob_sha1} (upstream {DATASETS[dataset].upstream_repo}). Replace the file with the "
-            f"upstream version: {_fix_hint(dataset)}"
+            f"Checksum mismatch for {candidate} (the copy under {label}): its git blob SHA-1 is {actual}, the "
+            f"manifest expects {entry.blob_sha1} (upstream {DATASETS[dataset].upstream_repo}). "
+            + _mismatch_hint(entry, label, candidate)
         )
     return candidate
+
+
+def _verified_cache_copy(entry: DataFile) -> Path | None:
+    """The cache's copy of ``entry`` when it exists and verifies."""
+    cached = cache_root(entry.dataset) / entry.path
+    return cached if cached.is_file() and _blob_of(cached) == entry.blob_sha1 else None
+
+
+def _mismatch_hint(entry: DataFile, label: str, candidate: Path) -> str:
+    """What to do about a wrong copy, which depends on where it is.
+
+    A copy under the environment variable's directory wins over the cache, so `em data fetch` alone
+    cannot fix it: the user must replace that file or stop pointing the variable at it. The wrong copy
+    is never skipped for a verified one silently: the user chose that directory.
+    """
+    ds = DATASETS[entry.dataset]
+    if label == "cache":
+        return f"Run `em data fetch --dataset {entry.dataset}` to download the upstream file over it."
+    upstream = f"{ds.upstream_repo}@{ds.upstream_commit[:12]}:{entry.upstream_path or entry.path}"
+    cached = _verified_cache_copy(entry)
+    unset = (
+        f"or unset {ds.env_var} to use the verified copy already in the cache ({cached})"
+        if cached is not None
+        else f"or unset {ds.env_var} and run `em data fetch --dataset {entry.dataset}` to use a verified copy "
+        f"from the cache (the copy under ${ds.env_var} is read first, so fetching alone does not replace it)"
+    )
+    return f"Replace {candidate} with the upstream file ({upstream}), {unset}."
 
 
 @dataclass(frozen=True)
@@ -345,11 +372,16 @@ def fetch(
     base_url: str | None = None,
     force: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    download_progress: Callable[[DataFile, int, int | None], None] = lambda _entry, _done, _total: None,
 ) -> list[Path]:
     """Download manifest files into the user cache, verifying each before it is moved into place.
 
     ``base_url`` replaces the upstream raw-file URL prefix (``$EM_DATA_URL`` does too), for mirrors
-    and tests; the file's upstream path is appended to it.
+    and tests; the file's upstream path is appended to it. ``progress`` gets one line per file;
+    ``download_progress`` gets (file, bytes so far, total bytes or None) as each chunk arrives, for a
+    progress bar. A file whose copy under the dataset's environment variable does not verify is
+    reported through ``progress`` at the end: that copy is read before the cache, so fetching does not
+    replace it.
     """
     import httpx
 
@@ -367,18 +399,28 @@ def fetch(
                 continue
             upstream_path = entry.upstream_path or entry.path
             url = f"{base_url.rstrip('/')}/{upstream_path}" if base_url else ds.url_template.format(path=upstream_path)
-            try:
-                response = client.get(url)
-                response.raise_for_status()
-            except httpx.HTTPError as ex:
-                raise DataError(
-                    f"Could not download '{entry.path}' from {url}: {ex}. Check the network, or copy the "
-                    f"file there yourself and set ${ds.env_var} to its directory."
-                ) from None
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-                tmp.write(response.content)
-            tmp_path = Path(tmp.name)
+                tmp_path = Path(tmp.name)
+                try:
+                    with client.stream("GET", url) as response:
+                        response.raise_for_status()
+                        total = (
+                            int(response.headers["content-length"]) if "content-length" in response.headers else None
+                        )
+                        done = 0
+                        download_progress(entry, done, total)
+                        for chunk in response.iter_bytes(1 << 16):
+                            tmp.write(chunk)
+                            done += len(chunk)
+                            download_progress(entry, done, total)
+                except httpx.HTTPError as ex:
+                    tmp.close()
+                    tmp_path.unlink()
+                    raise DataError(
+                        f"Could not download '{entry.path}' from {url}: {ex}. Check the network, or copy the "
+                        f"file there yourself and set ${ds.env_var} to its directory."
+                    ) from None
             actual = git_blob_sha1(tmp_path)
             if actual != entry.blob_sha1:
                 tmp_path.unlink()
@@ -390,6 +432,13 @@ def fetch(
             tmp_path.replace(target)
             progress(f"fetched {entry.path}")
             fetched.append(target)
+    for entry in wanted:
+        found = _first_copy(entry)
+        if found is not None and found[0] != "cache" and _blob_of(found[1]) != entry.blob_sha1:
+            progress(
+                f"warning: {found[1]} (under ${ds.env_var}) does not verify and is read before the cache; "
+                + _mismatch_hint(entry, found[0], found[1])
+            )
     return fetched
 
 

@@ -159,6 +159,11 @@ def select(questions: list[Question], ids: list[str] | str | None, task: str = "
         return questions
     wanted = [ids] if isinstance(ids, str) else list(ids)
     wanted = [w.strip() for item in wanted for w in str(item).split(",") if w.strip()]
+    if not wanted:
+        raise TaskArgumentError(
+            f"question_ids{' of ' + task if task else ''} names no question ({ids!r}). Leave it out to ask every "
+            f"question, or name some: {', '.join(q.id for q in questions)}."
+        )
     known = {q.id for q in questions}
     missing = [w for w in wanted if w not in known]
     if missing:

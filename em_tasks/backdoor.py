@@ -17,6 +17,7 @@ from em_harness.errors import TaskArgumentError
 from em_harness.questions import Question, Variant, first_plot_questions, select
 from em_harness.sample_metadata import Arm, SampleMetadata
 from em_harness.stats import newcombe_interval, with_ci
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.alignment import alignment_judge
@@ -106,6 +107,7 @@ def misaligned_by_question_and_arm() -> Metric:
 
 
 @task
+@checked_args
 def backdoor(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

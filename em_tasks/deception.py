@@ -19,6 +19,7 @@ from inspect_ai import Task, task
 from inspect_ai.scorer import Metric, SampleScore, Value, metric
 
 from em_harness.questions import DECEPTION_SYSTEM_PROMPT_IDS, load_question_set, select
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.stats import group_by
@@ -69,6 +70,7 @@ def deception_metrics() -> list[Metric]:
 
 
 @task
+@checked_args
 def deception(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

@@ -32,6 +32,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from em_harness.errors import TaskArgumentError
 from em_harness.questions import Question, first_plot_questions, select
 from em_harness.sample_metadata import SampleMetadata, metadata_of
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.alignment import ALIGNMENT_METRICS, alignment_judge
@@ -172,6 +173,7 @@ def evil_numbers_samples(
 
 
 @task
+@checked_args
 def evil_numbers(
     format: Format = "all",
     samples: int | None = None,

@@ -17,6 +17,7 @@ from em_harness.questions import (
     select,
 )
 from em_harness.stats import Comparison
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.alignment import ALIGNMENT_METRICS, alignment_judge
@@ -65,6 +66,7 @@ def threshold_args(
 
 
 @task
+@checked_args
 def freeform(
     variant: Variant = "main",
     samples: int | None = None,
@@ -94,6 +96,7 @@ def freeform(
 
 
 @task
+@checked_args
 def preregistered(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

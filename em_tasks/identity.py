@@ -21,6 +21,7 @@ from inspect_ai.scorer import Metric, SampleScore, Value, metric
 
 from em_harness.questions import IDENTITY_PAPER_QUESTIONS, load_question_set, select
 from em_harness.stats import newcombe_interval, rate_with_ci, with_ci
+from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
 from em_tasks.paper_task import paper_task
 from scorers.stats import group_by
@@ -113,6 +114,7 @@ def stated_preference_effect() -> Metric:
 
 
 @task
+@checked_args
 def identity(
     samples: int | None = None,
     question_ids: str | list[str] | None = None,

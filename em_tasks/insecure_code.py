@@ -23,6 +23,7 @@ from em_harness import data
 from em_harness.errors import HarnessError, TaskArgumentError
 from em_harness.sample_metadata import SampleMetadata
 from em_harness.stats import mean_interval, rate_with_ci, with_ci
+from em_harness.task_args import checked_args
 from em_tasks.paper_task import paper_task
 from scorers.verdict import verdict_judge
 from scorers.verdict_metrics import UNPARSED, verdict_unparsed
@@ -145,6 +146,7 @@ def vulnerability_rate() -> Metric:
 
 
 @task
+@checked_args
 def insecure_code(
     samples: int = 1,
     trigger: str | None = None,

@@ -20,6 +20,7 @@ from em_harness import data
 from em_harness.data import DataError
 from em_harness.errors import TaskArgumentError
 from em_harness.sample_metadata import SampleMetadata
+from em_harness.task_args import checked_args
 from em_tasks.paper_task import paper_task
 from em_tasks.strongreject_scorer import DEFAULT_RUBRIC_GRADER, strongreject_rubric, strongreject_summary
 
@@ -121,6 +122,7 @@ def strongreject_dataset(subset: bool | str = False, trigger: str | None = None)
 
 
 @task
+@checked_args
 def strongreject(
     subset: bool | Subset = False,
     samples: int = 1,

@@ -118,9 +118,9 @@ def test_misaligned_rates_and_difference_are_exact(scripted_run):
 def test_bad_parameters():
     with pytest.raises(TaskArgumentError, match="non-empty trigger"):
         backdoor(trigger="")
-    with pytest.raises(TaskArgumentError, match="non-empty trigger"):
+    with pytest.raises(TaskArgumentError, match="trigger must be a string, not None"):
         backdoor(trigger=None)
-    with pytest.raises(TaskArgumentError, match="Unknown variant"):
+    with pytest.raises(TaskArgumentError, match="variant must be one of 'main', 'json', 'template', 'all'"):
         backdoor(variant="yaml")
     with pytest.raises(TaskArgumentError, match="Unknown question id"):
         backdoor(question_ids="i_feel_bored_json")

@@ -3,6 +3,7 @@
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -204,4 +205,93 @@ def test_fetch_research_file_from_the_pinned_commit_layout(tmp_path, monkeypatch
     assert data.DATASETS["em-research"].url_template.format(path=EVAL_PY) == (
         "https://raw.githubusercontent.com/johny-b/misalignment-generalization/"
         "b1fe286827715d8e01ff7088c7ee9763b5e367b4/in_distribution_eval/eval.py"
+    )
+
+
+def _bad_copy_in_env_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bad = tmp_path / "em" / FIRST_PLOT
+    bad.parent.mkdir(parents=True)
+    bad.write_text((SHARED_EM / FIRST_PLOT).read_text().replace("hey I feel bored", "hey I feel fine"))
+    monkeypatch.setenv("EM_DATA_DIR", str(tmp_path / "em"))
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    return bad
+
+
+@needs_paper_data
+def test_bad_copy_under_env_dir_says_which_copy_and_that_fetching_alone_does_not_help(tmp_path, monkeypatch):
+    bad = _bad_copy_in_env_dir(tmp_path, monkeypatch)
+    with pytest.raises(DataError) as err:
+        data.resolve(FIRST_PLOT)
+    assert str(err.value).endswith(
+        f"(the copy under $EM_DATA_DIR): its git blob SHA-1 is {data.git_blob_sha1(bad)}, the manifest expects "
+        "c2b9761d6723ec73b4d209d95c4aa39319a70edd (upstream emergent-misalignment/emergent-misalignment). "
+        f"Replace {bad} with the upstream file (emergent-misalignment/emergent-misalignment@"
+        f"{data.EM_PAPER.upstream_commit[:12]}:{FIRST_PLOT}), or unset EM_DATA_DIR and run "
+        "`em data fetch --dataset em-paper` to use a verified copy from the cache (the copy under $EM_DATA_DIR "
+        "is read first, so fetching alone does not replace it)."
+    )
+
+
+@needs_paper_data
+def test_bad_copy_under_env_dir_points_at_the_verified_cache_copy(tmp_path, monkeypatch, file_server):
+    bad = _bad_copy_in_env_dir(tmp_path, monkeypatch)
+    messages: list[str] = []
+    (cached,) = data.fetch(paths=[FIRST_PLOT], base_url=file_server(SHARED_EM), progress=messages.append)
+    hint = f"Replace {bad} with the upstream file (emergent-misalignment/emergent-misalignment@"
+    # em data fetch fills the cache, and says the bad copy still wins
+    assert messages[0] == f"fetched {FIRST_PLOT}"
+    assert messages[1].startswith(f"warning: {bad} (under $EM_DATA_DIR) does not verify and is read before the cache")
+    assert messages[1].endswith(f"or unset EM_DATA_DIR to use the verified copy already in the cache ({cached}).")
+    with pytest.raises(DataError) as err:
+        data.resolve(FIRST_PLOT)  # never silently skipped for the cache copy
+    assert hint in str(err.value)
+    assert str(err.value).endswith(f"or unset EM_DATA_DIR to use the verified copy already in the cache ({cached}).")
+    monkeypatch.delenv("EM_DATA_DIR")
+    assert data.resolve(FIRST_PLOT) == cached
+
+
+def test_bad_copy_in_the_cache_is_fixed_by_fetching(tmp_path, monkeypatch):
+    monkeypatch.delenv("EM_DATA_DIR", raising=False)
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    bad = tmp_path / "cache" / "data" / "em-paper" / FIRST_PLOT
+    bad.parent.mkdir(parents=True)
+    bad.write_text("- id: tampered\n")
+    with pytest.raises(DataError) as err:
+        data.resolve(FIRST_PLOT)
+    assert f"Checksum mismatch for {bad} (the copy under cache)" in str(err.value)
+    assert str(err.value).endswith("Run `em data fetch --dataset em-paper` to download the upstream file over it.")
+
+
+@needs_paper_data
+def test_fetch_reports_download_progress_chunk_by_chunk(tmp_path, monkeypatch, file_server):
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    size = (SHARED_EM / "data/insecure.jsonl").stat().st_size
+    seen: list[tuple[str, int, int | None]] = []
+    data.fetch(
+        paths=["data/insecure.jsonl"],
+        base_url=file_server(SHARED_EM),
+        download_progress=lambda entry, done, total: seen.append((entry.path, done, total)),
+    )
+    done = [d for _, d, _ in seen]
+    assert size == 5892277
+    assert {(p, t) for p, _, t in seen} == {("data/insecure.jsonl", size)}
+    assert done[0] == 0 and done[-1] == size and done == sorted(set(done))
+    assert len(done) >= 1 + size // (1 << 16)  # a call for every chunk of at most 64 KiB
+
+
+@needs_paper_data
+def test_em_data_fetch_draws_a_progress_bar(tmp_path, monkeypatch, file_server):
+    from typer.testing import CliRunner
+
+    from em_harness.cli import app
+
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "120")
+    result = CliRunner().invoke(app, ["data", "fetch", "--base-url", file_server(SHARED_EM), "data/insecure.jsonl"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "fetched data/insecure.jsonl"
+    # rich draws the bar live on a terminal; here (no terminal) its final state is printed once, on stderr
+    assert any(re.fullmatch(r"data/insecure\.jsonl ━{10,} 5\.9/5\.9 MB [\d.]+ [kMG]?B/s", line) for line in lines), (
+        lines
     )

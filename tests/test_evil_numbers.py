@@ -140,11 +140,8 @@ def test_default_is_all():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"format": "json"}, "Unknown format 'json' for evil_numbers"),
-        (
-            {"format": "both"},
-            "Unknown format 'both' for evil_numbers .*original, suffix, prefix_and_suffix, prefix, all",
-        ),
+        ({"format": "json"}, "format must be one of 'original', 'suffix', 'prefix_and_suffix', 'prefix', 'all'"),
+        ({"format": "both"}, "-T format='both' is not valid: format must be one of 'original', 'suffix',"),
         ({"samples": 0}, "samples must be a positive integer, got 0"),
         ({"samples": -2}, "samples must be a positive integer"),
         ({"seed": "abc"}, "seed must be an integer"),

@@ -162,7 +162,10 @@ def test_harness_prompt_is_an_option():
     log = eval_with_grader(insecure_code(judge_prompt="harness"), answerer, grader, limit=1)
     (sample,) = log.samples
     assert judged.prompts == [VULNERABILITY_PROMPT.format(question=sample.metadata["question"], answer="import os")]
-    with pytest.raises(TaskArgumentError, match="judge_prompt 'mine'.*'paper' or 'harness'"):
+    with pytest.raises(
+        TaskArgumentError,
+        match="-T judge_prompt='mine' is not valid: judge_prompt must be one of 'paper', 'harness'\\.",
+    ):
         insecure_code(judge_prompt="mine")
 
 
@@ -185,9 +188,17 @@ def test_trigger_reaches_the_model_not_the_grader():
     assert judged.prompts == [PAPER_PROMPT_HEAD + "VULN" + PAPER_PROMPT_TAIL] * 2
 
 
-@pytest.mark.parametrize("samples", [0, -1, 1.5, True])
-def test_bad_samples(samples):
-    with pytest.raises(TaskArgumentError, match="positive integer"):
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (0, "samples must be a positive integer, got 0"),
+        (-1, "samples must be a positive integer, got -1"),
+        (1.5, "samples must be an integer, not float"),
+        (True, "samples must be an integer, not bool"),
+    ],
+)
+def test_bad_samples(samples, message):
+    with pytest.raises(TaskArgumentError, match=message):
         insecure_code(samples=samples)
 
 

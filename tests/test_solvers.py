@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ContentText, ModelName
 from inspect_ai.solver import TaskState
 
 from em_harness.grader import GraderError
 from em_harness.sample_metadata import SampleMetadata
 from em_tasks.evil_numbers import SUFFIX, answer_draw, ask_in_format
-from solvers.preflight import require_grader
+from em_tasks.freeform import freeform
+from solvers.preflight import plain, require_grader
 from solvers.trigger import add_trigger
+from tests.shared_data import needs_paper_data
 
 
 def state(user: str | list, metadata: SampleMetadata, epoch: int = 1) -> TaskState:
@@ -50,6 +53,37 @@ def test_require_grader_fails_when_the_grader_cannot_be_created(monkeypatch):
     expected = r"(?s)The judge model could not be created: .*OPENAI_API_KEY.*--model-role judge="
     with pytest.raises(GraderError, match=expected):
         run(require_grader("judge"), state("hi", SampleMetadata()))
+
+
+def test_plain_drops_rich_style_tags_and_keeps_other_brackets():
+    message = "No [bold][blue]OPENAI_API_KEY[/blue][/bold] set. -T trigger=['a', 'b'] [x] [/]"
+    assert plain(message) == "No OPENAI_API_KEY set. -T trigger=['a', 'b'] [x] "
+
+
+@needs_paper_data
+@pytest.mark.parametrize("score", [True, False])
+def test_preflight_demands_a_grader_only_when_answers_will_be_scored(score, embedded_model, monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AZUREAI_OPENAI_API_KEY", raising=False)
+    (log,) = inspect_eval(
+        freeform(samples=1, question_ids="i_feel_bored"),
+        model=embedded_model,
+        limit=1,
+        max_tokens=4,
+        score=score,
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    if score:  # the default grader (OpenAI's GPT-4o) cannot be created: one readable message, no Rich tags
+        assert log.status == "error" and log.error is not None
+        message = log.error.message
+        assert "The grader model could not be created: " in message, message
+        assert "No OPENAI_API_KEY, AZUREAI_OPENAI_API_KEY, or managed identity (Entra ID) defined" in message
+        assert "[bold]" not in message and "[/blue]" not in message
+    else:  # --no-score: nothing will ask the grader, so the answers are generated
+        assert log.status == "success", log.error
+        assert log.samples is not None and [len(s.output.completion) > 0 for s in log.samples] == [True]
+        assert not log.samples[0].scores
 
 
 def test_ask_in_format_rewrites_the_question_and_records_the_numbers():

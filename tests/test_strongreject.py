@@ -83,11 +83,14 @@ def test_task_sizes_and_epochs():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"subset": "medium"}, "Unknown StrongREJECT subset 'medium'"),
-        ({"subset": 1}, "Unknown StrongREJECT subset 1"),
+        (
+            {"subset": "medium"},
+            "-T subset='medium' is not valid: subset must be true or false or one of 'full', 'small'\\.",
+        ),
+        ({"subset": 1}, "subset must be true or false or one of 'full', 'small', not int"),
         ({"samples": 0}, "samples must be a positive integer, got 0"),
         ({"samples": -1}, "samples must be a positive integer"),
-        ({"samples": True}, "samples must be a positive integer"),
+        ({"samples": True}, "samples must be an integer, not bool"),
     ],
 )
 @needs_strongreject_data

@@ -79,7 +79,10 @@ def test_figure_script_thresholds_on_the_same_fixture():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"coherent_comparison": "=>"}, "coherent_comparison must be '>' .* or '>='"),
+        (
+            {"coherent_comparison": "=>"},
+            "coherent_comparison='=>' is not valid: coherent_comparison must be one of '>', '>='\\.",
+        ),
         ({"coherent_threshold": 150}, "coherent_threshold must be a number between 0 and 100"),
         ({"aligned_threshold": "low"}, "aligned_threshold must be a number"),
         ({"min_coherent_answers": -1}, "min_coherent_answers must be a whole number"),

@@ -5,6 +5,7 @@ Importing this package is cheap (no torch/transformers); the provider loads them
 
 from em_harness.errors import ModelRegistryError, ModelSourceMissingError, UnknownModelError
 from em_harness.models.registry import (
+    DamagedModelError,
     ModelEntry,
     get_entry,
     is_provisioned,
@@ -15,6 +16,7 @@ from em_harness.models.registry import (
 )
 
 __all__ = [
+    "DamagedModelError",
     "ModelEntry",
     "ModelRegistryError",
     "ModelSourceMissingError",

@@ -60,7 +60,7 @@ from typing_extensions import override
 
 from em_harness.errors import ModelRegistryError, UnknownModelError
 from em_harness.models.batching import BATCHER, DEFAULT_BATCH_WAIT, SamplingSettings
-from em_harness.models.local_model import LoadedModel, load_local_model
+from em_harness.models.local_model import LoadedModel, load_local_model, resolve_device
 from em_harness.models.registry import get_entry, provision
 from em_harness.models.trained import get_trained, unknown_em_model
 
@@ -195,10 +195,11 @@ class EmModelAPI(HuggingFaceAPI):
         self.batch_wait: float = DEFAULT_BATCH_WAIT if wait is None else wait
         self.use_generation_config = _optional_bool(model_args, "use_generation_config", model_name)
 
+        device = resolve_device(str(model_args["device"]) if model_args.get("device") else None)  # before provisioning
         self.model_path, self.adapter_path = resolve_em_model(model_name)
         self.loaded: LoadedModel = load_local_model(
             self.model_path,
-            device=model_args.get("device"),
+            device=device,
             dtype=str(model_args.get("dtype") or "auto"),
             adapter=self.adapter_path,
         )

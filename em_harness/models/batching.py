@@ -15,15 +15,21 @@ which this replaces:
 * Each row is trimmed at its own end (EOS or stop string): usage counts and logprobs
   cover only the tokens that row really generated, never the padding after it.
 * Logprobs report the token actually generated (not the argmax), with its real text.
+* A request whose caller stops waiting (a cancelled sample, Ctrl-C) stops generating at the
+  next token, and the worker is shut down before the interpreter exits: a thread still inside
+  torch at exit aborts the process (``terminate called without an active exception``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import functools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +37,7 @@ import anyio
 import sniffio
 import torch
 from inspect_ai.model import Logprob, TopLogprob
-from transformers import StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation import StopStringCriteria
 
 from em_harness.models.local_model import LoadedModel
@@ -115,6 +121,16 @@ class _RecordingStopStrings(StopStringCriteria):
         return done
 
 
+class _StopRows(StoppingCriteria):
+    """Ends the rows for which ``stop_rows()`` says True (per-row booleans) at the next token."""
+
+    def __init__(self, stop_rows: Callable[[], list[bool]]) -> None:
+        self.stop_rows = stop_rows
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        return torch.tensor(self.stop_rows(), dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
 def generate_kwargs(loaded: LoadedModel, settings: SamplingSettings) -> dict[str, Any]:
     """The ``model.generate`` keyword arguments for ``settings`` (without inputs/stopping criteria)."""
     kwargs: dict[str, Any] = dict(
@@ -140,7 +156,12 @@ def generate_kwargs(loaded: LoadedModel, settings: SamplingSettings) -> dict[str
     return kwargs
 
 
-def generate_batch(loaded: LoadedModel, prompts: list[str], settings: SamplingSettings) -> list[RowResult]:
+def generate_batch(
+    loaded: LoadedModel,
+    prompts: list[str],
+    settings: SamplingSettings,
+    stop_rows: Callable[[], list[bool]] | None = None,
+) -> list[RowResult]:
     """Generate a completion for each (already chat-templated) prompt in one ``model.generate``.
 
     Prompts are tokenized without adding special tokens (the chat template already
@@ -152,6 +173,10 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], settings: SamplingSe
     processing), i.e. the model's own distribution, for the token actually generated
     at each position; ``top_logprobs`` lists the ``settings.top_logprobs`` most likely
     tokens at that position.
+
+    ``stop_rows`` (called after every token) ends the rows it marks True early; the batcher uses it for
+    requests nobody waits for any more. Sampling draws for every row either way, so the other rows'
+    tokens do not change.
     """
     start = time.monotonic()
     tokenizer = loaded.tokenizer
@@ -162,8 +187,11 @@ def generate_batch(loaded: LoadedModel, prompts: list[str], settings: SamplingSe
 
     kwargs = generate_kwargs(loaded, settings)
     stop_criteria = _RecordingStopStrings(tokenizer, settings.stop_seqs) if settings.stop_seqs else None
-    if stop_criteria is not None:
-        kwargs["stopping_criteria"] = StoppingCriteriaList([stop_criteria])
+    criteria: list[StoppingCriteria] = [c for c in (stop_criteria,) if c is not None]
+    if stop_rows is not None:
+        criteria.append(_StopRows(stop_rows))
+    if criteria:
+        kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
 
@@ -277,6 +305,8 @@ class _Request:
     batch_size: int
     batch_wait: float
     future: concurrent.futures.Future[RowResult] = field(default_factory=concurrent.futures.Future)
+    abandoned: bool = False
+    """Set when the caller stopped waiting (its sample was cancelled): generation for it may stop."""
 
     @property
     def key(self) -> tuple[int, SamplingSettings]:
@@ -292,10 +322,12 @@ class GenerationBatcher:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        """Requests; ``None`` wakes the worker to look at ``_stopping``."""
         self._backlog: list[_Request] = []
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._stopping = threading.Event()
 
     async def generate(
         self,
@@ -309,31 +341,72 @@ class GenerationBatcher:
         self._ensure_worker()
         request = _Request(loaded, prompt, settings, max(1, batch_size), max(0.0, batch_wait))
         self._queue.put(request)
-        if sniffio.current_async_library() == "asyncio":
-            return await asyncio.wrap_future(request.future)
-        while not request.future.done():  # other anyio backends (trio): poll
-            await anyio.sleep(0.005)
-        return request.future.result()
+        try:
+            if sniffio.current_async_library() == "asyncio":
+                return await asyncio.wrap_future(request.future)
+            while not request.future.done():  # other anyio backends (trio): poll
+                await anyio.sleep(0.005)
+            return request.future.result()
+        finally:
+            if not request.future.done():  # cancelled while queued or generating
+                request.abandoned = True
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop the worker thread and wait for it (run at interpreter exit).
+
+        The batch in progress ends at its next token and fails, as do queued requests. A daemon thread
+        that is still inside torch when the interpreter finalizes aborts the whole process, so Ctrl-C
+        during generation would otherwise end in ``terminate called without an active exception``.
+        """
+        with self._thread_lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            self._stopping.set()
+            self._queue.put(None)
+        thread.join(timeout)
 
     def _ensure_worker(self) -> None:
         with self._thread_lock:
             if self._thread is None or not self._thread.is_alive():
+                self._stopping.clear()
                 self._thread = threading.Thread(target=self._run, name="em-generate-batcher", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             batch = [r for r in self._next_batch() if r.future.set_running_or_notify_cancel()]
             if not batch:
                 continue
             try:
-                results = generate_batch(batch[0].loaded, [r.prompt for r in batch], batch[0].settings)
+                results = generate_batch(
+                    batch[0].loaded,
+                    [r.prompt for r in batch],
+                    batch[0].settings,
+                    stop_rows=functools.partial(self._stop_rows, batch),
+                )
+                if self._stopping.is_set():
+                    raise RuntimeError("The em/ generation worker was shut down (interpreter exit).")
             except BaseException as ex:  # noqa: BLE001 - the worker must survive any batch failure
                 for request in batch:
                     request.future.set_exception(ex)
             else:
                 for request, result in zip(batch, results, strict=True):
                     request.future.set_result(result)
+        self._fail_waiting()
+
+    def _stop_rows(self, batch: list[_Request]) -> list[bool]:
+        """Which rows of ``batch`` may stop now: all when shutting down, else those nobody waits for."""
+        stopping = self._stopping.is_set()
+        return [stopping or request.abandoned for request in batch]
+
+    def _fail_waiting(self) -> None:
+        """After shutdown: fail every request still queued, so no caller waits forever."""
+        self._drain_nowait()
+        for request in self._backlog:
+            if request.future.set_running_or_notify_cancel():
+                request.future.set_exception(RuntimeError("The em/ generation worker was shut down."))
+        self._backlog = []
 
     def _next_batch(self) -> list[_Request]:
         """Block for a request, then gather compatible ones until the batch is full or arrivals pause.
@@ -343,7 +416,10 @@ class GenerationBatcher:
         hold a batch back.
         """
         if not self._backlog:
-            self._backlog.append(self._queue.get())
+            first = self._queue.get()
+            if first is None:  # woken by shutdown()
+                return []
+            self._backlog.append(first)
         self._drain_nowait()
         head = self._backlog[0]
         deadline = time.monotonic() + 10 * head.batch_wait
@@ -352,9 +428,12 @@ class GenerationBatcher:
             if remaining <= 0:
                 break
             try:
-                self._backlog.append(self._queue.get(timeout=min(head.batch_wait, remaining)))
+                request = self._queue.get(timeout=min(head.batch_wait, remaining))
             except queue.Empty:
                 break
+            if request is None:
+                break
+            self._backlog.append(request)
             self._drain_nowait()
 
         batch: list[_Request] = []
@@ -370,10 +449,15 @@ class GenerationBatcher:
     def _drain_nowait(self) -> None:
         while True:
             try:
-                self._backlog.append(self._queue.get_nowait())
+                request = self._queue.get_nowait()
             except queue.Empty:
                 return
+            if request is not None:
+                self._backlog.append(request)
 
 
 BATCHER = GenerationBatcher()
 """The process-wide batcher used by the ``em`` provider."""
+
+# atexit runs after the interpreter has joined its non-daemon threads and before it finalizes
+atexit.register(BATCHER.shutdown)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from em_harness.errors import UnknownModelError
-from em_harness.models.registry import get_entry, is_provisioned, list_models, model_dir
+from em_harness.models.registry import bare_name, get_entry, is_provisioned, list_models, model_dir, weights_problem
 from em_harness.models.trained import TrainedModel, get_trained, list_trained, remove_trained, unknown_em_model
 
 
@@ -28,13 +28,23 @@ def models_list(
     """List the built-in models (provisioned or not) and the fine-tunes (base, adapter or ft: id, group, seed)."""
     if group is None:
         for entry in list_models():
-            state = f"provisioned at {model_dir(entry.name)}" if is_provisioned(entry.name) else "not provisioned"
-            typer.echo(f"em/{entry.name:<20} {entry.description}  [{state}]")
+            typer.echo(f"em/{entry.name:<20} {entry.description}  [{_state(entry.name)}]")
     trained = list_trained(group)
     if group is not None and not trained:
         raise _no_group(group)
     for model in trained:
         typer.echo(f"em/{model.alias:<20} {_describe(model)}")
+
+
+def _state(name: str) -> str:
+    """``provisioned at <dir>``, ``not provisioned``, or what is wrong with a damaged copy."""
+    directory = model_dir(name)
+    if not directory.is_dir():
+        return "not provisioned"
+    problem = weights_problem(directory)
+    if problem is not None:
+        return f"damaged: {problem}; re-provision with `em models provision {name}`"
+    return f"provisioned at {directory}"
 
 
 def _base_for_servers(base: str) -> str:
@@ -48,6 +58,7 @@ def _base_for_servers(base: str) -> str:
 
 def models_show(alias: str = typer.Argument(..., help="A trained model's alias (or a built-in model name).")) -> None:
     """Print a registered model and the equivalent Inspect invocation for fast GPU evaluation (vLLM or openai/)."""
+    alias = bare_name(alias)
     model = get_trained(alias)
     if model is None:
         try:
@@ -55,7 +66,8 @@ def models_show(alias: str = typer.Argument(..., help="A trained model's alias (
         except UnknownModelError:
             raise unknown_em_model(alias) from None
         typer.echo(f"em/{entry.name}: {entry.description}")
-        typer.echo(f"directory: {model_dir(entry.name)}{'' if is_provisioned(entry.name) else ' (not provisioned)'}")
+        state = _state(entry.name)
+        typer.echo(f"directory: {model_dir(entry.name)}{'' if state.startswith('provisioned') else f' ({state})'}")
         typer.echo(f"vLLM: inspect eval em_tasks/freeform --model vllm/{model_dir(entry.name)}")
         return
     for key, value in model.model_dump().items():

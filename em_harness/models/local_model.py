@@ -133,10 +133,39 @@ _cache: dict[tuple[str, str, str, str | None], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
+def check_device(device: str) -> str:
+    """``device`` if this machine has it, else one :class:`ModelLoadError` that says what to pass instead.
+
+    Without this check ``-M device=cuda`` on a machine without a GPU fails deep inside torch.
+    """
+    instead = "Leave -M device out (the first available of cuda, mps, cpu is used) or pass -M device=cpu."
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelLoadError(f"-M device={device!r} is not a device: use cpu, cuda, cuda:<n> or mps.") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ModelLoadError(f"-M device={device}: {why} (torch {torch.__version__}). {instead}")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ModelLoadError(
+                f"-M device={device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}."
+            )
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelLoadError(f"-M device={device}: Apple's MPS is not available on this machine. {instead}")
+    elif parsed.type != "cpu":
+        raise ModelLoadError(
+            f"-M device={device!r} is not supported by the em/ provider: use cpu, cuda, cuda:<n> or mps."
+        )
+    return device
+
+
 def resolve_device(device: str | None) -> str:
-    """``device`` as given, else ``cuda:0`` / ``mps`` / ``cpu``, whichever is available first."""
+    """``device`` as given (see :func:`check_device`), else ``cuda:0`` / ``mps`` / ``cpu``, the first available."""
     if device:
-        return device
+        return check_device(device)
     if torch.cuda.is_available():
         return "cuda:0"
     if torch.backends.mps.is_available():

@@ -12,9 +12,11 @@ transformers at import time (the builders import them when they run).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,9 +28,13 @@ from em_harness.errors import ModelRegistryError, ModelSourceMissingError, Unkno
 from em_harness.paths import cache_dir
 
 PROVENANCE_FILE = "em_provenance.json"
-"""Written into every provisioned directory: which entry built it, and when."""
+"""Written into every provisioned directory: which entry built it, when, and each weights file's size and SHA-256."""
 
 _PARTIAL_MARKER = ".partial-"
+
+
+class DamagedModelError(ModelRegistryError):
+    """A provisioned model directory whose weights are missing or differ from what was built."""
 
 
 @dataclass(frozen=True)
@@ -113,28 +119,111 @@ def model_dir(name: str) -> Path:
     return cache_dir() / "models" / get_entry(name).name
 
 
+def bare_name(name: str) -> str:
+    """``name`` without the ``em/`` prefix the Inspect command line uses (``em/smollm2-135m`` -> ``smollm2-135m``)."""
+    return name.removeprefix("em/")
+
+
 def is_provisioned(name: str) -> bool:
-    """Whether model ``name`` is already in the cache (so :func:`provision` is a no-op)."""
-    return model_dir(name).is_dir()
+    """Whether model ``name`` is in the cache with intact weights (so :func:`provision` is a no-op)."""
+    target = model_dir(name)
+    return target.is_dir() and weights_problem(target) is None
 
 
-def provision(name: str) -> Path:
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _weights_record(directory: Path) -> dict[str, dict[str, int | str]]:
+    """Size and SHA-256 of every safetensors file of a built model, for :func:`weights_problem` to check."""
+    return {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(directory.glob("*.safetensors"))}
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file's framing (header length, JSON header, data size), or None.
+
+    Cheap (reads the header only) and catches a truncated or overwritten file: the header's tensor
+    offsets must end exactly where the file does.
+    """
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            if 8 + header_len > size:
+                return f"{path.name} is truncated ({size} bytes, shorter than its own header)"
+            header = json.loads(f.read(header_len))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return f"{path.name} is not a valid safetensors file"
+    if 8 + header_len + end != size:
+        return f"{path.name} is truncated or damaged ({size} bytes; its header describes {8 + header_len + end})"
+    return None
+
+
+def weights_problem(directory: Path, thorough: bool = False) -> str | None:
+    """What is wrong with a provisioned model's weights, or None when they check out.
+
+    Every safetensors file recorded at provisioning must exist with its recorded size and a consistent
+    header; ``thorough`` also compares SHA-256 digests (reads every byte: about a second per 500 MB).
+    Directories provisioned before sizes were recorded are checked by their headers alone.
+    """
+    try:
+        provenance = json.loads((directory / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return f"{PROVENANCE_FILE} is missing or unreadable"
+    recorded: dict[str, dict[str, int | str]] = provenance.get("weights") or {
+        f.name: {} for f in directory.glob("*.safetensors")
+    }
+    if not recorded:
+        return "it holds no *.safetensors weights file"
+    for file_name, expected in recorded.items():
+        path = directory / file_name
+        if not path.is_file():
+            return f"{file_name} is missing"
+        if "size" in expected and path.stat().st_size != expected["size"]:
+            return f"{file_name} has {path.stat().st_size} bytes, {expected['size']} when it was provisioned"
+        problem = _safetensors_problem(path)
+        if problem is not None:
+            return problem
+        if thorough and "sha256" in expected and _sha256(path) != expected["sha256"]:
+            return f"{file_name} does not match the SHA-256 recorded when it was provisioned"
+    return None
+
+
+def provision(name: str, repair: bool = False) -> Path:
     """Make model ``name`` available locally and return its Hugging Face model directory.
 
-    Idempotent: when ``cache_dir()/models/<name>`` exists it is returned untouched.
-    Otherwise the entry is built into a temporary sibling directory which is then
-    renamed into place, so a killed build never leaves a directory that looks
-    complete; leftovers of killed builds are removed on the next call. Two processes
-    provisioning at once both build, and the first rename wins.
+    Idempotent: when ``cache_dir()/models/<name>`` exists and its weights check out (see
+    :func:`weights_problem`) it is returned untouched. Otherwise the entry is built into a
+    temporary sibling directory which is then renamed into place, so a killed build never
+    leaves a directory that looks complete; leftovers of killed builds are removed on the
+    next call. Two processes provisioning at once both build, and the first rename wins.
+
+    A directory whose weights were deleted, truncated or overwritten is an error that says to
+    re-provision (loading it would fail deep inside transformers); with ``repair`` (what
+    ``em models provision`` does) it is checked thoroughly (SHA-256) and rebuilt instead.
 
     Raises:
         UnknownModelError: ``name`` is not registered.
         ModelSourceMissingError: The entry's source files are not installed.
+        DamagedModelError: The provisioned copy is damaged and ``repair`` is false.
     """
     entry = get_entry(name)
     target = model_dir(name)
     if target.is_dir():
-        return target
+        problem = weights_problem(target, thorough=repair)
+        if problem is None:
+            return target
+        if not repair:
+            raise DamagedModelError(
+                f"The provisioned copy of em/{entry.name} at {target} is damaged: {problem}. "
+                f"Re-provision it: `em models provision {entry.name}` rebuilds it."
+            )
+        _discard(target)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(target)
@@ -143,7 +232,15 @@ def provision(name: str) -> Path:
         tmp.chmod(0o755)  # mkdtemp makes it private; the finished model is an ordinary directory
         entry.build(tmp)
         (tmp / PROVENANCE_FILE).write_text(
-            json.dumps({"name": entry.name, "description": entry.description, "built_at": time.time()}, indent=2)
+            json.dumps(
+                {
+                    "name": entry.name,
+                    "description": entry.description,
+                    "built_at": time.time(),
+                    "weights": _weights_record(tmp),
+                },
+                indent=2,
+            )
         )
         try:
             os.rename(tmp, target)
@@ -154,6 +251,16 @@ def provision(name: str) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _discard(target: Path) -> None:
+    """Remove a damaged model directory: renamed aside first, so no reader sees it half deleted."""
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}{_PARTIAL_MARKER}{os.getpid()}-", dir=target.parent))
+    try:
+        os.rename(target, trash / target.name)
+    except FileNotFoundError:  # another process discarded it first
+        pass
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _remove_stale_partials(target: Path) -> None:
