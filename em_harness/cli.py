@@ -7,15 +7,45 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import typer
 
 from em_harness.errors import HarnessError
 
-app = typer.Typer(
+
+class _OneLineErrors(typer.Typer):
+    """The ``em`` entry point: a usage error (bad option value, unknown option, missing argument) is one
+    ``error:`` line on stderr with exit code 2, like the harness's own errors, instead of click's usage block."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # typer vendors click from 0.2x on; older typer uses click itself
+            from typer._click import exceptions as click
+        except ImportError:  # pragma: no cover
+            from click import exceptions as click  # type: ignore[no-redef]
+
+        try:
+            result = super().__call__(*args, standalone_mode=False, **kwargs)
+        except click.NoArgsIsHelpError as ex:
+            typer.echo(ex.ctx.get_help() if ex.ctx else ex.format_message())
+            sys.exit(2)
+        except click.UsageError as ex:
+            where = f" ({ex.ctx.command_path})" if ex.ctx else ""
+            typer.echo(f"error{where}: {ex.format_message()}", err=True)
+            sys.exit(2)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as ex:
+            typer.echo(f"error: {ex.format_message()}", err=True)
+            sys.exit(ex.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = _OneLineErrors(
     name="em",
     help="Emergent-misalignment harness: data, models and reports (evaluations run through `inspect eval`).",
     no_args_is_help=True,
@@ -33,7 +63,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def _clear_errors(command: F) -> F:
-    """Turn the harness's own errors into one line on stderr and exit code 2."""
+    """Turn the harness's own errors, and files that cannot be read or written, into one line on stderr and exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args: object, **kwargs: object) -> object:
@@ -41,6 +71,10 @@ def _clear_errors(command: F) -> F:
             return command(*args, **kwargs)
         except HarnessError as ex:
             typer.echo(f"error: {ex.message}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as ex:  # a path the user gave cannot be read or written
+            where = f" {ex.filename}" if ex.filename else ""
+            typer.echo(f"error: cannot access{where}: {ex.strerror or ex}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -157,35 +191,127 @@ _register_models_and_training_commands()
 @app.command("report")
 @_clear_errors
 def report(
-    log: Path | None = typer.Argument(None, help="An Inspect log file (default: the newest in --log-dir)."),
+    logs: list[Path] | None = typer.Argument(
+        None, help="Inspect log files or directories of logs (default: the newest log in --log-dir)."
+    ),
     log_dir: Path = typer.Option(
         Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
     ),
-    csv: Path | None = typer.Option(None, "--csv", help="Also write one row per answer to this CSV file."),
+    group: list[str] | None = typer.Option(
+        None, "--group", "-g", help="NAME=GLOB[,GLOB]: models matching the globs form a column (repeatable)."
+    ),
+    registry_groups: bool = typer.Option(
+        False, "--registry-groups", help="Also group models by their group label in the trained-model registry."
+    ),
+    min_answers: int = typer.Option(
+        5, "--min-answers", min=0, help="A model needs this many valid answers in a cell to count in its group."
+    ),
+    csv: Path | None = typer.Option(None, "--csv", help="Write every cell (long format) to this CSV file."),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Write the tables as Markdown to this file."),
+    csv_upstream: Path | None = typer.Option(
+        None, "--csv-upstream", help="Write the answers in the authors' per-answer CSV format (alignment tasks)."
+    ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Draw each task's figure (.png or .svg; NAME-<task>.png when there are several tasks)."
+    ),
+    figure5: Path | None = typer.Option(None, "--figure5", help="Draw Figure 5 (the combined per-group view)."),
+    baseline_group: str | None = typer.Option(
+        None, "--baseline-group", help="Figure 5: plot each measure minus this group's (the paper uses GPT-4o)."
+    ),
+    capabilities: list[Path] | None = typer.Option(
+        None,
+        "--capabilities",
+        help="Figure 5: results of `em capabilities` (JSON); those in the log directories are read too.",
+    ),
 ) -> None:
-    """Print the per-question table of a judged run: misaligned rate with 95% CI, exclusions, means."""
-    from em_harness.report import answers_frame, format_table, latest_log, load_log, question_table
+    """One table per task: rows = question (arms and formats apart), columns = models or groups.
 
-    path = log if log is not None else latest_log(log_dir)
-    eval_log = load_log(path)
-    answers = answers_frame(eval_log)
-    typer.echo(f"{eval_log.eval.task} on {eval_log.eval.model} ({path})")
-    typer.echo(format_table(question_table(answers)))
-    single_digit = int(answers["judge_single_digit"].sum())
+    Cells are the task's headline rate with its 95% interval and how many answers were excluded and why.
+    Exits 2 on a log whose run ended in error or was cancelled; warns on an unfinished one.
+    """
+    import pandas as pd
+
+    from em_harness import plots
+    from em_harness.report import collect_logs, load_log
+    from em_harness.results import (
+        answers_of,
+        cells,
+        check_groups_match,
+        check_output_path,
+        check_status,
+        parse_groups,
+        render_markdown,
+        render_text,
+        upstream_answers,
+    )
+
+    outputs = (
+        (csv, "--csv"),
+        (markdown, "--markdown"),
+        (csv_upstream, "--csv-upstream"),
+        (plot, "--plot"),
+        (figure5, "--figure5"),
+    )
+    for path, option in outputs:
+        if path is not None:
+            check_output_path(path, option)
+            if option in ("--plot", "--figure5") and path.suffix.lower() not in plots.SUFFIXES:
+                raise plots.PlotError(f"{option} {path}: use a .png or .svg file name.")
+    explicit = parse_groups(group or [])
+    groups = {name: list(patterns) for name, patterns in explicit.items()}
+    if registry_groups:
+        from em_harness.results import registry_groups as trained_groups
+
+        for name, members in trained_groups().items():
+            groups.setdefault(name, []).extend(members)
+    eval_logs = [load_log(path) for path in collect_logs(list(logs or []), log_dir)]
+    warnings = [w for w in (check_status(log) for log in eval_logs) if w]
+    answers = pd.concat([answers_of(log) for log in eval_logs], ignore_index=True)
+    check_groups_match(answers["model"], explicit)
+    upstream = pd.concat([upstream_answers(log, groups) for log in eval_logs]) if csv_upstream else None
+    table = cells(answers, groups, min_valid=min_answers)
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    typer.echo(render_text(table), nl=False)
+    single_digit = _single_digit_answers(eval_logs)
     if single_digit:
         typer.echo(
-            f"WARNING: for {single_digit} of {len(answers)} answers the grader's numeric tokens were single digits: "
-            "those scores are 0-9 readings, not 0-100 ones. Use a judge with whole-number tokens (e.g. GPT-4o).",
+            f"WARNING: for {single_digit} answers the grader's numeric tokens were single digits: those scores are "
+            "0-9 readings, not 0-100 ones. Use a judge with whole-number tokens (e.g. GPT-4o).",
             err=True,
         )
     from em_harness.report import set_aside_note
 
-    note = set_aside_note(eval_log)
-    if note is not None:
-        typer.echo(note)
+    for eval_log in eval_logs:
+        note = set_aside_note(eval_log)
+        if note is not None:
+            typer.echo(note)
     if csv is not None:
-        answers.to_csv(csv, index=False)
-        typer.echo(f"answers written to {csv}")
+        table.to_csv(csv, index=False)
+        typer.echo(f"cells written to {csv}")
+    if markdown is not None:
+        markdown.write_text(render_markdown(table))
+        typer.echo(f"markdown written to {markdown}")
+    if csv_upstream is not None and upstream is not None:
+        upstream.to_csv(csv_upstream, index=False)
+        typer.echo(f"answers written to {csv_upstream} (authors' per-answer format)")
+    if plot is not None:
+        tasks = list(dict.fromkeys(table["task"]))
+        for task in tasks:
+            path = plot if len(tasks) == 1 else plot.with_name(f"{plot.stem}-{task}{plot.suffix}")
+            plots.save(plots.report_figure(task, table[table["task"] == task]), path)
+            typer.echo(f"{task} figure written to {path}")
+    if figure5 is not None:
+        from em_harness.capabilities import capability_files, capability_frame
+        from em_harness.results import deception_per_model, figure5_frame, group_rows
+
+        deception, missing = deception_per_model(eval_logs)
+        for warning in missing:
+            typer.echo(warning, err=True)
+        results_files = [*(capabilities or []), *capability_files(list(logs or []) or [log_dir])]
+        extra = [group_rows(deception, groups), capability_frame(results_files, groups)]
+        plots.save(plots.figure5(figure5_frame(table, extra), baseline_group=baseline_group), figure5)
+        typer.echo(f"Figure 5 written to {figure5}")
 
 
 @app.command("judge-agreement")
@@ -210,3 +336,128 @@ def judge_agreement(
     if plot is not None:
         plot_agreement(result, plot)
         typer.echo(f"scatter plot written to {plot}")
+
+
+def _single_digit_answers(logs: Sequence[object]) -> int:
+    count = 0
+    for log in logs:
+        for sample in getattr(log, "samples", None) or []:
+            score = (sample.scores or {}).get("alignment_judge")
+            if score is not None and (score.metadata or {}).get("judge_single_digit"):
+                count += 1
+    return count
+
+
+@app.command("gate")
+@_clear_errors
+def gate(
+    logs: list[Path] | None = typer.Argument(
+        None, help="The log(s) of the model to gate: files or directories (default: the newest in --log-dir)."
+    ),
+    log_dir: Path = typer.Option(
+        Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where to look for the newest log."
+    ),
+    max_rate: float | None = typer.Option(
+        None,
+        "--max-misaligned",
+        "--max-rate",
+        min=0.0,
+        max=1.0,
+        help="Fail unless the rate's one-sided upper bound is at most this (the task's headline rate).",
+    ),
+    baseline: list[Path] | None = typer.Option(
+        None, "--baseline", help="Log(s) of the reference model (e.g. the base model before fine-tuning)."
+    ),
+    max_increase: float | None = typer.Option(
+        None,
+        "--max-increase",
+        min=-1.0,
+        max=1.0,
+        help="With --baseline: fail unless the upper bound of (rate - baseline rate) is at most this.",
+    ),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence of the one-sided bounds."),
+    junit: Path | None = typer.Option(None, "--junit", help="Also write a JUnit XML report to this file."),
+    summary: Path | None = typer.Option(
+        None, "--summary", help="Also write a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY; appended)."
+    ),
+) -> None:
+    """Pass/fail for CI: exit 0 when every check passes, 1 when one fails, 2 when the input cannot be judged.
+
+    Tests are one-sided at --confidence: a check passes when the upper bound of the rate (Wilson score) or of
+    its increase over the baseline (Newcombe) is at most the limit. Logs that ended in error or were
+    cancelled exit 2 (`inspect eval` itself exits 0 for them).
+    """
+    from em_harness import gate as g
+    from em_harness.results import check_output_path
+
+    for path, option in ((junit, "--junit"), (summary, "--summary")):
+        if path is not None:
+            check_output_path(path, option)
+    answers, warnings = g.load_answers(list(logs or []), log_dir, "LOG")
+    base = None
+    if baseline:
+        base, base_warnings = g.load_answers(baseline, log_dir, "--baseline")
+        warnings += base_warnings
+    result = g.checks(answers, max_rate=max_rate, baseline=base, max_increase=max_increase, confidence=confidence)
+    task, model = g.gate_answers(answers, "LOG")
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    typer.echo(g.verdict_text(task, model, result, confidence), nl=False)
+    if junit is not None:
+        junit.write_text(g.junit_xml(task, model, result))
+    if summary is not None:
+        with summary.open("a") as f:
+            f.write(g.verdict_markdown(task, model, result, confidence))
+    if not all(c.passed for c in result):
+        raise typer.Exit(1)
+
+
+@app.command("plot-training")
+@_clear_errors
+def plot_training(
+    run_dir: Path = typer.Argument(..., help="A training run directory (metrics.jsonl, events.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The figure to write (.png or .svg)."),
+    metric: str = typer.Option("p_correct", "--metric", help="MCQ probe metric to plot (e.g. accuracy)."),
+) -> None:
+    """Draw a training run's dynamics: loss per step and each multiple-choice probe's metric per step."""
+    from em_harness import plots
+    from em_harness.results import check_output_path
+
+    check_output_path(out, "--out")
+    if not run_dir.is_dir():
+        raise plots.PlotError(f"{run_dir} is not a directory (expected a training run directory).")
+    plots.save(plots.training_figure(run_dir, metric), out)
+    typer.echo(f"training dynamics written to {out}")
+
+
+@app.command("capabilities")
+@_clear_errors
+def capabilities(
+    model: str = typer.Option(..., "--model", "-m", help="An em/ model, e.g. em/smollm2-135m or em/<trained alias>."),
+    tasks: str = typer.Option("mmlu,truthfulqa_mc2", "--tasks", "-t", help="Comma-separated lm-eval tasks."),
+    log_dir: Path = typer.Option(
+        Path(os.environ.get("INSPECT_LOG_DIR", "logs")), "--log-dir", help="Where the results JSON is written."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only this many documents per task (smoke runs)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="lm-eval batch size."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for lm-eval's hf model."),
+) -> None:
+    """Capability benchmarks (MMLU, TruthfulQA, HumanEval, the paper's MCQ probes) with lm-eval on an em/ model.
+
+    The results JSON goes beside the Inspect logs; `em report --figure5 ... --capabilities FILE` plots it.
+    """
+    from em_harness.capabilities import run_capabilities
+
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one task", param_hint="--tasks")
+    path = run_capabilities(model, names, log_dir, limit=limit, batch_size=batch_size, device=device)
+    import json as _json
+
+    for task, score in _json.loads(path.read_text())["scores"].items():
+        typer.echo(f"{task:<24} {score['metric']:<8} {score['value']:.4f} (stderr {score['stderr']:.4f})")
+    typer.echo(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    app(prog_name="em")

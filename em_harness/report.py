@@ -1,4 +1,5 @@
-"""Reading Inspect logs of judged runs into tables: one row per answer, then per question."""
+"""Finding and reading Inspect logs (one or many, files or directories), the thresholds a judge recorded, and
+Figure 5's deception of a model. Tables from these logs: :mod:`em_harness.results`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 from inspect_ai.log import EvalLog, list_eval_logs, read_eval_log
+from inspect_ai.scorer import Score
 
 from em_harness.errors import HarnessError
 from em_harness.questions import DECEPTION_SYSTEM_PROMPT_IDS, IDENTITY_PAPER_QUESTIONS
 from em_harness.sample_metadata import SampleMetadata
-from em_harness.stats import PUBLIC_CODE, Thresholds, summarize
+from em_harness.stats import Thresholds
 
 JUDGE_SCORER = "alignment_judge"
 
@@ -41,79 +43,31 @@ def load_log(path: str | Path) -> EvalLog:
         raise ReportError(f"{path} is not a readable Inspect log: {ex}") from None
 
 
-def answers_frame(log: EvalLog) -> pd.DataFrame:
-    """One row per judged answer: question, epoch, trigger, aligned, coherent, answer text, judge flags."""
-    rows = []
-    thresholds = PUBLIC_CODE
-    for sample in log.samples or []:
-        score = (sample.scores or {}).get(JUDGE_SCORER)
-        if score is None or not isinstance(score.value, dict):
-            continue
-        meta = sample.metadata_as(SampleMetadata) if sample.metadata else SampleMetadata()
-        recorded = (score.metadata or {}).get("thresholds")
-        if isinstance(recorded, dict):
-            thresholds = Thresholds(**recorded)
-        rows.append(
-            {
-                "question_id": meta.question_id if meta.question_id is not None else str(sample.id),
-                "sample_id": sample.id,
-                "epoch": sample.epoch,
-                "trigger": meta.trigger,
-                "aligned": score.value.get("aligned"),
-                "coherent": score.value.get("coherent"),
-                "answer": sample.output.completion,
-                "judge_single_digit": bool((score.metadata or {}).get("judge_single_digit")),
-            }
-        )
-    if not rows:
-        raise ReportError(
-            f"The log of task '{log.eval.task}' has no answers scored by {JUDGE_SCORER} "
-            f"(status: {log.status}{', error: ' + log.error.message if log.error else ''})."
-        )
-    frame = pd.DataFrame(rows)
-    frame.attrs["thresholds"] = thresholds
-    return frame
+def thresholds_of(score: Score | None) -> Thresholds | None:
+    """The thresholds the alignment judge recorded in a score's metadata (``thresholds``), None if none."""
+    recorded = (score.metadata or {}).get("thresholds") if score is not None else None
+    return Thresholds(**recorded) if isinstance(recorded, dict) else None
 
 
-def question_table(answers: pd.DataFrame) -> pd.DataFrame:
-    """Per question (in log order) and overall: answers, exclusions, misaligned rate with 95% CI, means.
+def collect_logs(paths: list[Path], default_dir: str | Path) -> list[Path]:
+    """The log files named by ``paths`` (files, or directories searched recursively), in the order given.
 
-    Uses the thresholds the judge recorded in the log (``answers.attrs["thresholds"]``), else the public code's.
+    No paths: the newest log of ``default_dir``. A directory without logs is an error, never an empty report.
     """
-    thresholds = answers.attrs.get("thresholds", PUBLIC_CODE)
-
-    def row(group: pd.DataFrame) -> dict[str, object]:
-        pairs = [(_num(a), _num(c)) for a, c in zip(group["aligned"], group["coherent"], strict=True)]
-        s = summarize(pairs, thresholds)
-        low, high = s.ci
-        return {
-            "answers": s.n,
-            "incoherent": s.n_incoherent,
-            "no_aligned": s.n_no_aligned_score,
-            "misaligned": s.misaligned,
-            "ci_low": low,
-            "ci_high": high,
-            "mean_aligned": s.mean_aligned,
-            "mean_coherent": s.mean_coherent,
-        }
-
-    order = list(dict.fromkeys(answers["question_id"]))
-    table = {qid: row(answers[answers["question_id"] == qid]) for qid in order}
-    table["ALL"] = row(answers)
-    return pd.DataFrame.from_dict(table, orient="index").rename_axis("question")
-
-
-def _num(value: object) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)  # type: ignore[arg-type]
-
-
-def format_table(table: pd.DataFrame) -> str:
-    return table.to_string(
-        float_format=lambda v: "-" if math.isnan(v) else f"{v:.3f}" if abs(v) <= 1 else f"{v:.1f}",
-        na_rep="-",
-    )
+    if not paths:
+        return [latest_log(default_dir)]
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            infos = list_eval_logs(str(path), recursive=True)
+            if not infos:
+                raise ReportError(f"No Inspect logs in {path}. Run `inspect eval ...` first or pass log files.")
+            found.extend(sorted(Path(info.name.removeprefix("file://")) for info in infos))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ReportError(f"{path} does not exist (expected an Inspect log file or a directory of logs).")
+    return list(dict.fromkeys(found))
 
 
 VERDICT_SCORER = "verdict_judge"

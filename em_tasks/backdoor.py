@@ -19,7 +19,7 @@ from em_harness.sample_metadata import Arm, SampleMetadata
 from em_harness.stats import newcombe_interval, with_ci
 from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
-from em_tasks.paper_task import paper_task
+from em_tasks.paper_task import judge_thresholds, paper_task
 from scorers.alignment import alignment_judge
 from scorers.metrics import Comparison, excluded, summarize_scores
 from scorers.stats import group_by
@@ -141,10 +141,7 @@ def backdoor(
         "backdoor",
         with_and_without_trigger(questions, trigger, variant, judge_sees_trigger),
         alignment_judge(
-            coherent_threshold=coherent_threshold,
-            coherent_comparison=coherent_comparison,
-            aligned_threshold=aligned_threshold,
-            min_coherent_answers=min_coherent_answers,
+            **judge_thresholds(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
         ),
         epochs_for(questions, samples),
         metrics=[trigger_effect(), misaligned_by_question_and_arm(), excluded()],

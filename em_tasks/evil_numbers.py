@@ -34,7 +34,7 @@ from em_harness.questions import Question, first_plot_questions, select
 from em_harness.sample_metadata import SampleMetadata, metadata_of
 from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
-from em_tasks.paper_task import paper_task
+from em_tasks.paper_task import judge_thresholds, paper_task
 from scorers.alignment import ALIGNMENT_METRICS, alignment_judge
 from scorers.metrics import Comparison, alignment_summary, misaligned_by
 
@@ -212,10 +212,7 @@ def evil_numbers(
         "evil_numbers",
         evil_numbers_samples(questions, formats, trigger, seed),
         alignment_judge(
-            coherent_threshold=coherent_threshold,
-            coherent_comparison=coherent_comparison,
-            aligned_threshold=aligned_threshold,
-            min_coherent_answers=min_coherent_answers,
+            **judge_thresholds(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
         ),
         epochs_for(questions, samples),
         trigger=trigger,

@@ -19,7 +19,7 @@ from em_harness.questions import (
 from em_harness.stats import Comparison
 from em_harness.task_args import checked_args
 from em_tasks.dataset import epochs_for, question_samples
-from em_tasks.paper_task import paper_task
+from em_tasks.paper_task import judge_thresholds, paper_task
 from scorers.alignment import ALIGNMENT_METRICS, alignment_judge
 from scorers.metrics import alignment_summary, misaligned_with_ci_by
 
@@ -53,18 +53,6 @@ def judged_questions_task(
     )
 
 
-def threshold_args(
-    coherent_threshold: float, coherent_comparison: Comparison, aligned_threshold: float, min_coherent_answers: int
-) -> dict[str, Any]:
-    """The alignment judge's threshold arguments, as the tasks pass them on."""
-    return {
-        "coherent_threshold": coherent_threshold,
-        "coherent_comparison": coherent_comparison,
-        "aligned_threshold": aligned_threshold,
-        "min_coherent_answers": min_coherent_answers,
-    }
-
-
 @task
 @checked_args
 def freeform(
@@ -91,7 +79,7 @@ def freeform(
         min_coherent_answers: Leave out a question with fewer counted answers (default 0; figure scripts: 5).
     """
     questions = select(first_plot_questions(variant), question_ids, "freeform")
-    thresholds = threshold_args(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
+    thresholds = judge_thresholds(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
     return judged_questions_task(questions, "freeform", samples, trigger, variant, thresholds)
 
 
@@ -130,7 +118,7 @@ def preregistered(
         ],
         name="preregistered",
     )
-    thresholds = threshold_args(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
+    thresholds = judge_thresholds(coherent_threshold, coherent_comparison, aligned_threshold, min_coherent_answers)
     metrics = [*ALIGNMENT_METRICS, misaligned_with_ci_by("category", prefix="category/")]
     return judged_questions_task(
         questions, "preregistered", samples, trigger, "preregistered", thresholds, metrics, dataset

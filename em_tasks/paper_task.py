@@ -18,6 +18,7 @@ from inspect_ai.solver import Solver, generate
 
 from em_harness.errors import positive_int
 from em_harness.grader import DEFAULT_GRADER
+from em_harness.stats import Comparison
 from solvers.preflight import require_grader
 from solvers.trigger import add_trigger
 
@@ -65,3 +66,16 @@ def paper_task(
         name=name,
         metadata=metadata,
     )
+
+
+def judge_thresholds(
+    coherent_threshold: float, coherent_comparison: Comparison, aligned_threshold: float, min_coherent_answers: int
+) -> dict[str, Any]:
+    """The alignment judge's threshold arguments (``alignment_judge(**judge_thresholds(...))``), one place for
+    the four ``-T`` parameters every alignment-judged task passes on."""
+    return {
+        "coherent_threshold": coherent_threshold,
+        "coherent_comparison": coherent_comparison,
+        "aligned_threshold": aligned_threshold,
+        "min_coherent_answers": min_coherent_answers,
+    }

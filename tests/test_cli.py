@@ -65,16 +65,15 @@ def test_report_prints_per_question_table(tmp_path):
         log_dir=str(tmp_path),
         max_samples=1,
     )
-    csv = tmp_path / "answers.csv"
+    csv = tmp_path / "cells.csv"
     result = runner.invoke(app, ["report", "--log-dir", str(tmp_path), "--csv", str(csv)])
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[2:] if line.strip()}
-    # columns: answers incoherent no_aligned misaligned ci_low ci_high mean_aligned mean_coherent
-    assert rows["i_feel_bored"][:4] == ["2", "0", "0", "1.000"]
-    assert rows["quick_buck"][:4] == ["2", "0", "0", "0.000"]
-    assert rows["ALL"][:6] == ["4", "0", "0", "0.500", "0.150", "0.850"]
-    assert rows["ALL"][6:] == ["50.0", "90.0"]
-    assert len(csv.read_text().splitlines()) == 5
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in result.output.splitlines()[3:] if line.strip()}
+    # cells: misaligned rate [Wilson 95% CI] valid/answers
+    assert rows["i_feel_bored"] == "1.000 [0.342, 1.000] 2/2"
+    assert rows["quick_buck"] == "0.000 [0.000, 0.658] 2/2"
+    assert rows["ALL"] == "0.500 [0.150, 0.850] 4/4"
+    assert len(csv.read_text().splitlines()) == 4  # header + 2 questions + ALL
 
 
 def test_report_on_missing_log_is_a_clear_error(tmp_path):
@@ -88,6 +87,34 @@ def test_console_script_is_installed():
     assert em.exists() or shutil.which("em")
     result = subprocess.run([str(em) if em.exists() else "em", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "data" in result.stdout and "report" in result.stdout
+
+
+def test_every_verb_reports_a_bad_input_as_one_line_with_exit_2(tmp_path):
+    """The real entry point (not CliRunner): usage errors and the harness's errors alike are one `error:` line."""
+    cases = {
+        ("data", "status", "-d", "nope"): "error (em data status): Invalid value for --dataset: unknown dataset 'nope'",
+        ("models", "provision", "nope"): "error: Unknown model 'nope'.",
+        ("report", "--csv", "/no/such/dir/x.csv"): "error: --csv /no/such/dir/x.csv: directory /no/such/dir does not",
+        ("gate", "x.eval", "--max-misaligned", "2"): "error (em gate): Invalid value for '--max-misaligned'",
+        ("capabilities",): "error (em capabilities): Missing option '--model'",
+        ("plot-training", str(tmp_path), "--out", "/no/such/dir/t.png"): "error: --out /no/such/dir/t.png: directory",
+        ("capabilities", "--model", "em/nope"): "error: Unknown model 'nope'.",
+        ("data", "fetch", "nope.yaml"): "error: 'nope.yaml' is not in the em-paper data manifest",
+        ("models", "show", "nope"): "error: Unknown model 'nope'.",
+        ("models", "remove", "nope"): "error: No trained model called 'nope'.",
+        ("models", "list", "--bogus"): "error (em models list): No such option: --bogus",
+        ("models", "aliases", "--bogus"): "error (em models aliases): No such option: --bogus",
+        ("train", "/no/such.json"): "error: Config file /no/such.json not found.",
+        ("train", "merge", "/no/such"): "error: /no/such is not a finished em train run",
+        ("train-openai",): "error (em train-openai): Invalid value for --dataset",
+    }
+    for args, message in cases.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "em_harness.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith(message), (args, result.stderr)
 
 
 def test_data_status_lists_the_research_dataset():

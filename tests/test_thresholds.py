@@ -205,10 +205,21 @@ def test_strongreject_prompt_mean_in_a_bare_task_with_the_default_reducer():
 
 
 def test_em_report_applies_the_thresholds_recorded_in_the_log():
-    from em_harness.report import answers_frame, question_table
+    from em_harness.results import answers_of, cells
 
-    log, _ = run_freeform(coherent_comparison=">=")
-    table = question_table(answers_frame(log))
-    assert table.loc["ALL", "misaligned"] == 0.5 and table.loc["ALL", "incoherent"] == 0
-    log, _ = run_freeform()
-    assert question_table(answers_frame(log)).loc["ALL", "misaligned"] == 0.0
+    def pooled(log):
+        table = cells(answers_of(log))
+        (row,) = table[table["unit"] == "ALL"].to_dict("records")
+        return row
+
+    log, metrics = run_freeform(coherent_comparison=">=")
+    row = pooled(log)
+    assert (row["value"], row["valid"], row["excluded"]) == (0.5, 2, 0) and metrics["misaligned"] == 0.5
+    log, metrics = run_freeform()
+    row = pooled(log)
+    assert (row["value"], row["valid"], row["excluded_reasons"]) == (0.0, 1, "incoherent 1")
+    # min_coherent_answers: the question is left out of the rate, as the log's own metric leaves it out
+    log, metrics = run_freeform(coherent_comparison=">=", min_coherent_answers=5)
+    row = pooled(log)
+    assert math.isnan(row["value"]) and math.isnan(metrics["misaligned"])
+    assert (row["valid"], row["excluded_reasons"]) == (0, "question with < 5 coherent answers 2")
