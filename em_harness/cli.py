@@ -5,16 +5,15 @@ Every failure the user can fix is printed as one message on stderr with exit cod
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
-from em_harness.errors import HarnessError
+from em_harness.cli_errors import one_line_errors
 
 
 class _OneLineErrors(typer.Typer):
@@ -59,26 +58,6 @@ models_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def _clear_errors(command: F) -> F:
-    """Turn the harness's own errors, and files that cannot be read or written, into one line on stderr and exit 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except HarnessError as ex:
-            typer.echo(f"error: {ex.message}", err=True)
-            raise typer.Exit(2) from None
-        except OSError as ex:  # a path the user gave cannot be read or written
-            where = f" {ex.filename}" if ex.filename else ""
-            typer.echo(f"error: cannot access{where}: {ex.strerror or ex}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 def _check_dataset(dataset: str | None) -> None:
     from em_harness.data import DATASETS
@@ -90,7 +69,7 @@ def _check_dataset(dataset: str | None) -> None:
 
 
 @data_app.command("status")
-@_clear_errors
+@one_line_errors
 def data_status(
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="Only this dataset: em-paper, strongreject or em-research."
@@ -118,7 +97,7 @@ def data_status(
 
 
 @data_app.command("fetch")
-@_clear_errors
+@one_line_errors
 def data_fetch(
     paths: list[str] | None = typer.Argument(None, help="Only these manifest paths (default: all)."),
     dataset: str = typer.Option("em-paper", "--dataset", "-d", help="em-paper, strongreject or em-research."),
@@ -161,7 +140,7 @@ def data_fetch(
 
 
 @models_app.command("provision")
-@_clear_errors
+@one_line_errors
 def models_provision(
     name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m or em/smollm2-135m."),
 ) -> None:
@@ -177,11 +156,11 @@ def _register_models_and_training_commands() -> None:
     from training.cli import train_app
     from training.openai_cli import train_openai
 
-    models_app.command("list")(_clear_errors(commands.models_list))
-    models_app.command("show")(_clear_errors(commands.models_show))
-    models_app.command("aliases")(_clear_errors(commands.models_aliases))
-    models_app.command("remove")(_clear_errors(commands.models_remove))
-    app.command("train-openai")(_clear_errors(train_openai))
+    models_app.command("list")(one_line_errors(commands.models_list))
+    models_app.command("show")(one_line_errors(commands.models_show))
+    models_app.command("aliases")(one_line_errors(commands.models_aliases))
+    models_app.command("remove")(one_line_errors(commands.models_remove))
+    app.command("train-openai")(one_line_errors(train_openai))
     app.add_typer(train_app, name="train")
 
 
@@ -189,7 +168,7 @@ _register_models_and_training_commands()
 
 
 @app.command("report")
-@_clear_errors
+@one_line_errors
 def report(
     logs: list[Path] | None = typer.Argument(
         None, help="Inspect log files or directories of logs (default: the newest log in --log-dir)."
@@ -315,7 +294,7 @@ def report(
 
 
 @app.command("judge-agreement")
-@_clear_errors
+@one_line_errors
 def judge_agreement(
     log_a: Path = typer.Argument(..., help="A log judged by alignment_judge (e.g. with GPT-4o)."),
     log_b: Path = typer.Argument(..., help="The same answers judged by another grader (`inspect score`)."),
@@ -349,7 +328,7 @@ def _single_digit_answers(logs: Sequence[object]) -> int:
 
 
 @app.command("gate")
-@_clear_errors
+@one_line_errors
 def gate(
     logs: list[Path] | None = typer.Argument(
         None, help="The log(s) of the model to gate: files or directories (default: the newest in --log-dir)."
@@ -413,7 +392,7 @@ def gate(
 
 
 @app.command("plot-training")
-@_clear_errors
+@one_line_errors
 def plot_training(
     run_dir: Path = typer.Argument(..., help="A training run directory (metrics.jsonl, events.jsonl)."),
     out: Path = typer.Option(..., "--out", "-o", help="The figure to write (.png or .svg)."),
@@ -431,7 +410,7 @@ def plot_training(
 
 
 @app.command("capabilities")
-@_clear_errors
+@one_line_errors
 def capabilities(
     model: str = typer.Option(..., "--model", "-m", help="An em/ model, e.g. em/smollm2-135m or em/<trained alias>."),
     tasks: str = typer.Option("mmlu,truthfulqa_mc2", "--tasks", "-t", help="Comma-separated lm-eval tasks."),

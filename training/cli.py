@@ -6,15 +6,13 @@ needs for multi-GPU runs. Imports nothing heavy until a command runs.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from em_harness.errors import HarnessError
+from em_harness.cli_errors import one_line_errors
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -34,25 +32,9 @@ train_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-F = TypeVar("F", bound=Callable[..., object])
-
-
-def _clear_errors(command: F) -> F:
-    """The harness's own errors: one line on stderr and exit code 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except HarnessError as ex:
-            typer.echo(f"error: {ex.message}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
 
 @train_app.command("run")
-@_clear_errors
+@one_line_errors
 def run(
     config: Path = typer.Argument(
         ..., help="YAML or JSON config (the paper's train.json and logprob configs run as is)."
@@ -99,7 +81,7 @@ def run(
 
 
 @train_app.command("merge")
-@_clear_errors
+@one_line_errors
 def merge_command(
     run_dir: Path = typer.Argument(..., help="A finished run directory, e.g. runs/insecure-seed0."),
     out: Path | None = typer.Option(None, "--out", help="Where to write the merged model (default: RUN/merged)."),
